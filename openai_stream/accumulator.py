@@ -1,0 +1,503 @@
+"""The sans-I/O core: chunk dicts in, events out, the completion assembled on the way.
+
+:class:`ChatCompletionAccumulator` knows nothing of sockets, threads or
+emitters, so it can be driven by any transport and tested chunk by chunk.
+The merging rules come from real streams of many providers; each rule is
+stated where it is applied.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Dict, List, Mapping, Optional
+
+from .completion import ChatCompletion
+from .errors import InvalidStreamDataError, OpenAIError, error_from_payload
+from .events import (
+    ChunkEvent,
+    CompletionEvent,
+    ContentDeltaEvent,
+    ContentDoneEvent,
+    DoneEvent,
+    ErrorEvent,
+    Event,
+    ReasoningDeltaEvent,
+    ReasoningDoneEvent,
+    RefusalDeltaEvent,
+    RefusalDoneEvent,
+    TextBuffer,
+    ToolCallDeltaEvent,
+    ToolCallDoneEvent,
+    UsageEvent,
+)
+
+__all__ = ["ChatCompletionAccumulator"]
+
+_CHUNK_KEYS = frozenset(
+    {"id", "object", "created", "model", "system_fingerprint", "choices", "usage", "error"}
+)
+_CHOICE_KEYS = frozenset({"index", "delta", "finish_reason", "logprobs", "message"})
+_DELTA_KEYS = frozenset(
+    {"role", "content", "refusal", "reasoning_content", "reasoning", "tool_calls"}
+)
+_TOOL_KEYS = frozenset({"index", "id", "type", "function"})
+_FUNCTION_KEYS = frozenset({"name", "arguments"})
+# Lists that arrive as fragments and are appended; other unknown fields are
+# whole values that providers repeat, so the last non-null one wins.
+_APPENDED = frozenset({"annotations", "reasoning_details"})
+
+
+class _ToolCall:
+    __slots__ = ("arguments", "done", "extra", "function_extra", "id", "name", "position", "type")
+
+    def __init__(self, position: int) -> None:
+        self.position = position
+        self.id: Optional[str] = None
+        self.type: Optional[str] = None
+        self.name: Optional[str] = None
+        self.arguments = TextBuffer()
+        self.extra: Dict[str, Any] = {}
+        self.function_extra: Dict[str, Any] = {}
+        self.done = False
+
+    def to_dict(self) -> Dict[str, Any]:
+        function: Dict[str, Any] = {"name": self.name, "arguments": self.arguments.text()}
+        function.update(self.function_extra)
+        call: Dict[str, Any] = {"id": self.id, "type": self.type or "function", "function": function}
+        call.update(self.extra)
+        return call
+
+
+class _Choice:
+    __slots__ = (
+        "calls",
+        "calls_by_id",
+        "calls_by_index",
+        "choice_extra",
+        "content",
+        "finish_reason",
+        "finished",
+        "function_call",
+        "index",
+        "logprobs",
+        "message_extra",
+        "reasoning",
+        "reasoning_key",
+        "refusal",
+        "role",
+    )
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+        self.role: Optional[str] = None
+        self.content: Optional[TextBuffer] = None
+        self.refusal: Optional[TextBuffer] = None
+        self.reasoning: Optional[TextBuffer] = None
+        self.reasoning_key = "reasoning_content"
+        self.calls: List[_ToolCall] = []
+        self.calls_by_index: Dict[Any, _ToolCall] = {}
+        self.calls_by_id: Dict[str, _ToolCall] = {}
+        self.function_call: Optional[Dict[str, Any]] = None
+        self.finish_reason: Optional[str] = None
+        self.finished = False
+        self.logprobs: Optional[Dict[str, Any]] = None
+        self.message_extra: Dict[str, Any] = {}
+        self.choice_extra: Dict[str, Any] = {}
+
+    def to_dict(self) -> Dict[str, Any]:
+        message: Dict[str, Any] = {
+            "role": self.role or "assistant",
+            "content": self.content.text() if self.content is not None else None,
+        }
+        if self.refusal is not None:
+            message["refusal"] = self.refusal.text()
+        if self.reasoning is not None:
+            message[self.reasoning_key] = self.reasoning.text()
+        if self.calls:
+            message["tool_calls"] = [call.to_dict() for call in self.calls]
+        if self.function_call is not None:
+            message["function_call"] = dict(self.function_call)
+        for key, value in self.message_extra.items():
+            message[key] = list(value) if key in _APPENDED else value
+        choice: Dict[str, Any] = {
+            "index": self.index,
+            "message": message,
+            "finish_reason": self.finish_reason,
+            "logprobs": _copy_logprobs(self.logprobs),
+        }
+        choice.update(self.choice_extra)
+        return choice
+
+
+def _copy_logprobs(logprobs: Optional[Dict[str, Any]]) -> Optional[Dict[str, Any]]:
+    if logprobs is None:
+        return None
+    return {k: list(v) if isinstance(v, list) else v for k, v in logprobs.items()}
+
+
+class ChatCompletionAccumulator:
+    """Turns the chunks of one streamed chat completion into events and a completion.
+
+    Feed each decoded ``data:`` payload with :meth:`feed`; it returns the events
+    derived from that chunk, starting with a ``chunk`` event. When the stream
+    ends, :meth:`end` returns the remaining ``*.done`` events and the
+    ``completion`` event. :meth:`completion` gives the completion so far at any
+    time.
+
+    An error that the server sent inside the stream comes back as an
+    :class:`~openai_stream.events.ErrorEvent` at the end of the list; a chunk
+    that cannot be understood raises :class:`~openai_stream.errors.InvalidStreamDataError`.
+    Either way ``error.completion`` holds everything received before it.
+    """
+
+    def __init__(self) -> None:
+        self._id: Optional[str] = None
+        self._model: Optional[str] = None
+        self._created: Optional[int] = None
+        self._fingerprint: Optional[str] = None
+        self._usage: Optional[Dict[str, Any]] = None
+        self._extra: Dict[str, Any] = {}
+        self._choices: Dict[int, _Choice] = {}
+        self._chunks = 0
+        self._ended = False
+
+    @property
+    def chunk_count(self) -> int:
+        """How many chunks have been fed."""
+        return self._chunks
+
+    @property
+    def all_choices_finished(self) -> bool:
+        """True when at least one choice arrived and every choice has a finish reason."""
+        return bool(self._choices) and all(c.finished for c in self._choices.values())
+
+    def feed(self, chunk: Mapping[str, Any]) -> List[Event]:
+        """Take one chunk (the JSON object of one ``data:`` line) and return its events."""
+        if not isinstance(chunk, dict):
+            raise InvalidStreamDataError(
+                f"expected a JSON object as a stream chunk, got {type(chunk).__name__}: "
+                f"{_quote(chunk)}; the server is not speaking the Chat Completions protocol",
+                body=chunk,
+                completion=self.completion(),
+            )
+        self._chunks += 1
+        events: List[Event] = [ChunkEvent(chunk)]
+        try:
+            self._feed(chunk, events)
+        except OpenAIError:
+            raise
+        except (TypeError, AttributeError, ValueError, KeyError) as exc:
+            raise InvalidStreamDataError(
+                f"could not understand a stream chunk ({type(exc).__name__}: {exc}): {_quote(chunk)}",
+                body=chunk,
+                completion=self.completion(),
+            ) from exc
+        return events
+
+    def _feed(self, chunk: Dict[str, Any], events: List[Event]) -> None:
+        if self._id is None or self._model is None or self._created is None:
+            self._take_identity(chunk)
+        if self._fingerprint is None:
+            fingerprint = chunk.get("system_fingerprint")
+            if fingerprint:
+                self._fingerprint = fingerprint
+        if not _CHUNK_KEYS.issuperset(chunk):
+            for key, value in chunk.items():
+                if key not in _CHUNK_KEYS and value is not None:
+                    self._extra[key] = value
+        choices = chunk.get("choices")
+        if choices:
+            if not isinstance(choices, list):
+                raise TypeError("'choices' is not a list")
+            for choice in choices:
+                self._feed_choice(choice, events)
+        usage = chunk.get("usage")
+        if usage is not None:
+            if not isinstance(usage, dict):
+                raise TypeError("'usage' is not an object")
+            self._usage = usage
+            events.append(UsageEvent(usage))
+        elif self._usage is None and "x_groq" in chunk:
+            # Groq's compound models report usage only under x_groq.
+            usage = (chunk["x_groq"] or {}).get("usage")
+            if isinstance(usage, dict):
+                self._usage = usage
+                events.append(UsageEvent(usage))
+        if chunk.get("error") is not None or chunk.get("object") == "error":
+            payload = chunk if chunk.get("error") is None else {"error": chunk["error"]}
+            events.append(ErrorEvent(self.error_from_payload(payload)))
+
+    def error_from_payload(self, payload: Mapping[str, Any]) -> OpenAIError:
+        """The typed error for an error payload received in the stream, with the completion so far."""
+        return error_from_payload(payload, completion=self.completion())
+
+    def _take_identity(self, chunk: Dict[str, Any]) -> None:
+        if self._id is None and chunk.get("id"):
+            self._id = chunk["id"]
+        if self._model is None and chunk.get("model"):
+            self._model = chunk["model"]
+        if self._created is None and chunk.get("created"):
+            self._created = chunk["created"]
+
+    def _feed_choice(self, choice: Dict[str, Any], events: List[Event]) -> None:
+        index = choice.get("index", 0)
+        if type(index) is not int:
+            raise TypeError(f"choice index {index!r} is not an integer")
+        state = self._choices.get(index)
+        if state is None:
+            state = self._choices[index] = _Choice(index)
+        # A whole non-streamed answer carries "message" where a chunk carries "delta".
+        delta = choice.get("delta") or choice.get("message")
+        if delta:
+            self._feed_delta(state, delta, events)
+        if not _CHOICE_KEYS.issuperset(choice):
+            for key, value in choice.items():
+                if key not in _CHOICE_KEYS and value is not None:
+                    state.choice_extra[key] = value
+        logprobs = choice.get("logprobs")
+        if logprobs:
+            self._feed_logprobs(state, logprobs)
+        finish_reason = choice.get("finish_reason")
+        if finish_reason and not state.finished:
+            state.finish_reason = finish_reason
+            self._finish(state, events)
+
+    def _feed_delta(self, state: _Choice, delta: Dict[str, Any], events: List[Event]) -> None:
+        index = state.index
+        content = delta.get("content")
+        if content:
+            if type(content) is str:
+                buf = state.content
+                if buf is None:
+                    buf = state.content = TextBuffer()
+                buf.parts.append(content)
+                events.append(ContentDeltaEvent(index, content, buf, len(buf.parts)))
+            else:
+                self._feed_content_parts(state, content, events)
+        refusal = delta.get("refusal")
+        if refusal:
+            self._append_refusal(state, _text(refusal, "refusal"), events)
+        reasoning = delta.get("reasoning_content")
+        key = "reasoning_content"
+        if not reasoning:
+            reasoning = delta.get("reasoning")
+            key = "reasoning"
+        if reasoning:
+            self._append_reasoning(state, _text(reasoning, key), key, events)
+        tool_calls = delta.get("tool_calls")
+        if tool_calls:
+            if not isinstance(tool_calls, list):
+                raise TypeError("'tool_calls' is not a list")
+            for fragment in tool_calls:
+                self._feed_tool_call(state, fragment, events)
+        if state.role is None and delta.get("role"):
+            state.role = delta["role"]
+        if not _DELTA_KEYS.issuperset(delta):
+            for key, value in delta.items():
+                if key in _DELTA_KEYS or value is None or key == "function_call":
+                    continue
+                if key in _APPENDED and isinstance(value, list):
+                    state.message_extra.setdefault(key, []).extend(value)
+                else:
+                    state.message_extra[key] = value
+            function_call = delta.get("function_call")
+            if function_call:
+                self._feed_function_call(state, function_call)
+
+    def _append_refusal(self, state: _Choice, text: str, events: List[Event]) -> None:
+        buf = state.refusal
+        if buf is None:
+            buf = state.refusal = TextBuffer()
+        buf.parts.append(text)
+        events.append(RefusalDeltaEvent(state.index, text, buf, len(buf.parts)))
+
+    def _append_reasoning(self, state: _Choice, text: str, key: str, events: List[Event]) -> None:
+        buf = state.reasoning
+        if buf is None:
+            buf = state.reasoning = TextBuffer()
+            state.reasoning_key = key
+        buf.parts.append(text)
+        events.append(ReasoningDeltaEvent(state.index, text, buf, len(buf.parts)))
+
+    def _feed_content_parts(self, state: _Choice, parts: Any, events: List[Event]) -> None:
+        """Content as a list of typed parts (Mistral Magistral): text and thinking."""
+        if not isinstance(parts, list):
+            raise TypeError(f"'content' is neither a string nor a list of parts: {parts!r:.80}")
+        for part in parts:
+            if isinstance(part, str):
+                part = {"type": "text", "text": part}
+            kind = part.get("type")
+            if kind == "text":
+                text = part.get("text")
+                if text:
+                    self._feed_delta(state, {"content": _text(text, "text")}, events)
+            elif kind == "thinking":
+                for text in _thinking_texts(part.get("thinking")):
+                    self._append_reasoning(state, text, "reasoning_content", events)
+            else:
+                state.message_extra.setdefault("content_parts", []).append(part)
+
+    def _feed_tool_call(self, state: _Choice, fragment: Dict[str, Any], events: List[Event]) -> None:
+        function = fragment.get("function") or {}
+        name = function.get("name")
+        call_id = fragment.get("id")
+        position = fragment.get("index")
+        call: Optional[_ToolCall]
+        if position is not None:
+            call = state.calls_by_index.get(position)
+            # Ollama sends parallel calls all at index 0, each with its own id and name.
+            if call is not None and name and call_id and call.id and call_id != call.id:
+                call = None
+        elif call_id:
+            call = state.calls_by_id.get(call_id)
+        else:
+            call = state.calls[-1] if state.calls else None
+        announce = False
+        if call is None:
+            for earlier in state.calls:
+                if not earlier.done:
+                    self._finish_call(state, earlier, events)
+            call = _ToolCall(len(state.calls))
+            state.calls.append(call)
+            if position is not None:
+                state.calls_by_index[position] = call
+            announce = True
+        if call_id and call.id is None:
+            call.id = call_id
+            state.calls_by_id[call_id] = call
+        if name and call.name is None:
+            call.name = name
+            announce = True
+        kind = fragment.get("type")
+        if kind and call.type is None:
+            call.type = kind
+        if not _TOOL_KEYS.issuperset(fragment):
+            for key, value in fragment.items():
+                if key not in _TOOL_KEYS and value is not None:
+                    call.extra[key] = value
+        if not _FUNCTION_KEYS.issuperset(function):
+            for key, value in function.items():
+                if key not in ("name", "arguments") and value is not None:
+                    call.function_extra[key] = value
+        arguments = function.get("arguments")
+        if arguments:
+            if type(arguments) is not str:
+                # Some servers send already-parsed arguments; keep them as JSON text.
+                arguments = json.dumps(arguments)
+            call.arguments.parts.append(arguments)
+        elif not announce:
+            return
+        buf = call.arguments
+        events.append(
+            ToolCallDeltaEvent(
+                state.index, call.position, call.id, call.name, arguments or "", buf, len(buf.parts)
+            )
+        )
+
+    def _feed_function_call(self, state: _Choice, fragment: Any) -> None:
+        """The legacy ``function_call`` delta: the name once, the arguments concatenated."""
+        if not isinstance(fragment, dict):
+            raise TypeError("'function_call' is not an object")
+        current = state.function_call
+        if current is None:
+            current = state.function_call = {"name": None, "arguments": ""}
+        if fragment.get("name") and not current["name"]:
+            current["name"] = fragment["name"]
+        if fragment.get("arguments"):
+            current["arguments"] += _text(fragment["arguments"], "arguments")
+
+    def _feed_logprobs(self, state: _Choice, logprobs: Any) -> None:
+        if not isinstance(logprobs, dict):
+            raise TypeError("'logprobs' is not an object")
+        merged = state.logprobs
+        if merged is None:
+            merged = state.logprobs = {}
+        for key, value in logprobs.items():
+            if isinstance(value, list):
+                existing = merged.get(key)
+                if isinstance(existing, list):
+                    existing.extend(value)
+                else:
+                    merged[key] = list(value)
+            elif value is not None or key not in merged:
+                merged[key] = value
+
+    def _finish_call(self, state: _Choice, call: _ToolCall, events: List[Event]) -> None:
+        call.done = True
+        events.append(
+            ToolCallDoneEvent(state.index, call.position, call.id, call.name, call.arguments.text())
+        )
+
+    def _finish(self, state: _Choice, events: List[Event]) -> None:
+        state.finished = True
+        index = state.index
+        if state.reasoning is not None:
+            events.append(ReasoningDoneEvent(index, state.reasoning.text()))
+        if state.content is not None:
+            events.append(ContentDoneEvent(index, state.content.text()))
+        if state.refusal is not None:
+            events.append(RefusalDoneEvent(index, state.refusal.text()))
+        for call in state.calls:
+            if not call.done:
+                self._finish_call(state, call, events)
+        events.append(DoneEvent(index, state.finish_reason))
+
+    def end(self) -> List[Event]:
+        """Close the stream: ``*.done`` events for unfinished choices, then ``completion``.
+
+        Calling it again returns an empty list.
+        """
+        if self._ended:
+            return []
+        self._ended = True
+        events: List[Event] = []
+        for index in sorted(self._choices):
+            state = self._choices[index]
+            if not state.finished:
+                self._finish(state, events)
+        events.append(CompletionEvent(self.completion()))
+        return events
+
+    def completion(self) -> ChatCompletion:
+        """The completion assembled so far, shaped like the non-streamed response."""
+        data: Dict[str, Any] = {
+            "id": self._id or "",
+            "object": "chat.completion",
+            "created": self._created or 0,
+            "model": self._model or "",
+        }
+        if self._fingerprint is not None:
+            data["system_fingerprint"] = self._fingerprint
+        data["choices"] = [self._choices[i].to_dict() for i in sorted(self._choices)]
+        data["usage"] = self._usage
+        for key, value in self._extra.items():
+            if key not in data:
+                data[key] = value
+        return ChatCompletion(data)
+
+
+def _text(value: Any, field: str) -> str:
+    if type(value) is not str:
+        raise TypeError(f"{field!r} is not a string: {value!r:.80}")
+    return value
+
+
+def _thinking_texts(thinking: Any) -> List[str]:
+    if isinstance(thinking, str):
+        return [thinking] if thinking else []
+    if not isinstance(thinking, list):
+        raise TypeError("'thinking' is neither a string nor a list of parts")
+    texts = []
+    for part in thinking:
+        text = part.get("text") if isinstance(part, dict) else part
+        if text:
+            texts.append(_text(text, "thinking text"))
+    return texts
+
+
+def _quote(value: Any, limit: int = 200) -> str:
+    try:
+        text = json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError):
+        text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."

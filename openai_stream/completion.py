@@ -1,0 +1,187 @@
+"""Response objects: attribute access over the JSON the API sent, nothing dropped.
+
+``completion.choices[0].message.tool_calls[0].function.arguments`` reads the
+same names as the API's JSON. Fields the classes do not name stay reachable as
+attributes and in :meth:`APIObject.to_dict`, so provider extras round-trip.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Dict, List, Mapping, Optional
+
+__all__ = [
+    "APIObject",
+    "ChatCompletion",
+    "Choice",
+    "ChatCompletionMessage",
+    "ToolCall",
+    "Function",
+    "Usage",
+    "ChoiceLogprobs",
+]
+
+
+def _plain(value: Any) -> Any:
+    """A deep copy of JSON data (dicts, lists and scalars)."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+class APIObject:
+    """A read-only view of one JSON object of the API.
+
+    Declared fields that the server did not send read as ``None``; any other
+    key the server sent is an attribute too. ``obj["key"]`` and ``obj.get``
+    work as on the dict.
+    """
+
+    __slots__ = ("_data",)
+    _nested: ClassVar[Dict[str, type]] = {}
+
+    def __init__(self, data: Mapping[str, Any]) -> None:
+        object.__setattr__(self, "_data", data)
+
+    def __getattr__(self, name: str) -> Any:
+        data = object.__getattribute__(self, "_data")
+        try:
+            value = data[name]
+        except KeyError:
+            if name in _declared(type(self)):
+                return None
+            raise AttributeError(
+                f"{type(self).__name__} has no field {name!r}; fields: {sorted(data)}"
+            ) from None
+        return _wrap(value, type(self)._nested.get(name, APIObject))
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"{type(self).__name__} is read-only; use to_dict() for a copy to edit")
+
+    def __getitem__(self, key: str) -> Any:
+        return _wrap(self._data[key], type(self)._nested.get(key, APIObject))
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """The field ``key``, or ``default`` when the server did not send it."""
+        if key not in self._data:
+            return default
+        return self[key]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._data
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, APIObject):
+            return bool(self._data == other._data)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._data!r})"
+
+    def __dir__(self) -> List[str]:
+        return sorted(set(super().__dir__()) | set(self._data) | _declared(type(self)))
+
+    def to_dict(self) -> Dict[str, Any]:
+        """A plain, JSON-ready copy of every field, including unknown ones."""
+        result: Dict[str, Any] = _plain(self._data)
+        return result
+
+
+_DECLARED: Dict[type, frozenset[str]] = {}
+
+
+def _declared(cls: type) -> frozenset[str]:
+    names = _DECLARED.get(cls)
+    if names is None:
+        collected: set[str] = set()
+        for klass in cls.__mro__:
+            collected.update(getattr(klass, "__annotations__", {}))
+        collected.discard("_nested")
+        names = _DECLARED[cls] = frozenset(collected)
+    return names
+
+
+def _wrap(value: Any, cls: type) -> Any:
+    if isinstance(value, dict):
+        return cls(value)
+    if isinstance(value, list):
+        return [_wrap(v, cls) for v in value]
+    return value
+
+
+class Function(APIObject):
+    """The function a tool call invokes: ``name`` and JSON ``arguments``."""
+
+    name: Optional[str]
+    arguments: str
+
+
+class ToolCall(APIObject):
+    """One tool call of an assistant message."""
+
+    id: Optional[str]
+    type: Optional[str]
+    function: Function
+    _nested = {"function": Function}
+
+
+class ChatCompletionMessage(APIObject):
+    """The assistant message of a choice.
+
+    ``reasoning_content`` or ``reasoning`` holds the model's reasoning, under
+    the field name the provider used.
+    """
+
+    role: str
+    content: Optional[str]
+    refusal: Optional[str]
+    tool_calls: Optional[List[ToolCall]]
+    reasoning_content: Optional[str]
+    reasoning: Optional[str]
+    annotations: Optional[List[APIObject]]
+    function_call: Optional[Function]
+    _nested = {"tool_calls": ToolCall, "function_call": Function}
+
+
+class ChoiceLogprobs(APIObject):
+    """Token log probabilities of a choice's ``content`` and ``refusal``."""
+
+    content: Optional[List[APIObject]]
+    refusal: Optional[List[APIObject]]
+
+
+class Choice(APIObject):
+    """One choice of a completion: ``index``, ``message``, ``finish_reason``, ``logprobs``."""
+
+    index: int
+    message: ChatCompletionMessage
+    finish_reason: Optional[str]
+    logprobs: Optional[ChoiceLogprobs]
+    _nested = {"message": ChatCompletionMessage, "logprobs": ChoiceLogprobs}
+
+
+class Usage(APIObject):
+    """Token counts: ``prompt_tokens``, ``completion_tokens``, ``total_tokens`` and details."""
+
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+    prompt_tokens_details: Optional[APIObject]
+    completion_tokens_details: Optional[APIObject]
+
+
+class ChatCompletion(APIObject):
+    """A whole chat completion, streamed or not, shaped like the API's non-streamed answer."""
+
+    id: str
+    object: str
+    created: int
+    model: str
+    system_fingerprint: Optional[str]
+    service_tier: Optional[str]
+    choices: List[Choice]
+    usage: Optional[Usage]
+    _nested = {"choices": Choice, "usage": Usage}

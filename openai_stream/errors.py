@@ -1,0 +1,314 @@
+"""The exceptions openai_stream raises, and how server answers map onto them.
+
+Every error raised once a response has started carries ``completion``: the
+completion assembled from everything received before the failure.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Mapping, Optional
+
+if TYPE_CHECKING:
+    from .completion import ChatCompletion
+
+__all__ = [
+    "OpenAIError",
+    "APIError",
+    "APIStatusError",
+    "BadRequestError",
+    "AuthenticationError",
+    "PermissionDeniedError",
+    "NotFoundError",
+    "ConflictError",
+    "UnprocessableEntityError",
+    "RateLimitError",
+    "InternalServerError",
+    "APIConnectionError",
+    "APITimeoutError",
+    "StreamInterruptedError",
+    "APIUserAbortError",
+    "EventTooLargeError",
+    "InvalidStreamDataError",
+    "error_for_status",
+    "error_from_payload",
+]
+
+
+class OpenAIError(Exception):
+    """Base class of every error openai_stream raises."""
+
+
+class APIError(OpenAIError):
+    """Something went wrong talking to the API.
+
+    ``body`` is the decoded error payload (or raw text) when the server sent
+    one; ``code``, ``type`` and ``param`` come from it. ``completion`` holds
+    what was streamed before the failure (``None`` when nothing had started).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        body: Any = None,
+        code: Any = None,
+        type: Optional[str] = None,
+        param: Optional[str] = None,
+        completion: Optional[ChatCompletion] = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.body = body
+        self.code = code
+        self.type = type
+        self.param = param
+        self.completion = completion
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.message!r})"
+
+
+class APIStatusError(APIError):
+    """The server answered with an error status, before or inside the stream."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int,
+        headers: Optional[Mapping[str, str]] = None,
+        request_id: Optional[str] = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(message, **kwargs)
+        self.status_code = status_code
+        self.headers = dict(headers) if headers is not None else {}
+        self.request_id = request_id
+
+
+class BadRequestError(APIStatusError):
+    """400: the request was malformed; fix the parameters named in the message."""
+
+
+class AuthenticationError(APIStatusError):
+    """401: the API key is missing, wrong or revoked."""
+
+
+class PermissionDeniedError(APIStatusError):
+    """403: the key is valid but may not use this model or resource."""
+
+
+class NotFoundError(APIStatusError):
+    """404: the model, deployment or endpoint does not exist at this base URL."""
+
+
+class ConflictError(APIStatusError):
+    """409: the request conflicts with the resource's state; retry later."""
+
+
+class UnprocessableEntityError(APIStatusError):
+    """422: the request was well-formed but the server could not process it."""
+
+
+class RateLimitError(APIStatusError):
+    """429 or a quota error: slow down, or check the account's quota."""
+
+
+class InternalServerError(APIStatusError):
+    """5xx or an overloaded/server error: the provider failed; retry later."""
+
+
+class APIConnectionError(APIError):
+    """The server could not be reached, or the connection broke."""
+
+
+class APITimeoutError(APIConnectionError):
+    """A connect, read or idle timeout passed."""
+
+
+class StreamInterruptedError(APIConnectionError):
+    """The response body ended before the stream was complete."""
+
+
+class APIUserAbortError(APIError):
+    """The stream was closed by the caller before it finished."""
+
+
+class EventTooLargeError(APIError):
+    """One server-sent event exceeded the configured size limit."""
+
+
+class InvalidStreamDataError(APIError):
+    """A data line of the stream could not be understood (bad JSON, not an object, bad UTF-8)."""
+
+
+_STATUS_CLASSES = {
+    400: BadRequestError,
+    401: AuthenticationError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    409: ConflictError,
+    422: UnprocessableEntityError,
+    429: RateLimitError,
+}
+
+_HINTS = {
+    400: "check the request parameters",
+    401: "check the API key (OPENAI_API_KEY or Client(api_key=...))",
+    403: "check that this key may use this model",
+    404: "check the model name and base_url",
+    409: "retry the request later",
+    422: "check the request parameters",
+    429: "slow down or check your quota; retry after the time the server asked for",
+}
+
+_STRING_CODES = {
+    "rate_limit_exceeded": RateLimitError,
+    "insufficient_quota": RateLimitError,
+    "requests": RateLimitError,
+    "tokens": RateLimitError,
+    "rate_limit_error": RateLimitError,
+    "invalid_api_key": AuthenticationError,
+    "authentication_error": AuthenticationError,
+    "permission_error": PermissionDeniedError,
+    "not_found_error": NotFoundError,
+    "invalid_request_error": BadRequestError,
+    "server_error": InternalServerError,
+    "overloaded_error": InternalServerError,
+    "api_error": InternalServerError,
+}
+
+_CLASS_STATUS = {
+    BadRequestError: 400,
+    AuthenticationError: 401,
+    PermissionDeniedError: 403,
+    NotFoundError: 404,
+    RateLimitError: 429,
+    InternalServerError: 500,
+}
+
+
+def _status_class(status: int) -> type[APIStatusError]:
+    if status >= 500:
+        return InternalServerError
+    return _STATUS_CLASSES.get(status, APIStatusError)
+
+
+def _hint(status: int) -> str:
+    if status >= 500:
+        return "the provider failed; retry later"
+    return _HINTS.get(status, "see the error body")
+
+
+def _error_fields(body: Any) -> dict[str, Any]:
+    """Pull message/code/type/param out of the usual error payload shapes."""
+    error: Any = body
+    if isinstance(body, Mapping) and isinstance(body.get("error"), Mapping):
+        error = body["error"]
+    elif isinstance(body, Mapping) and isinstance(body.get("error"), str):
+        error = {"message": body["error"]}
+    if not isinstance(error, Mapping):
+        return {"message": None, "code": None, "type": None, "param": None}
+    message = error.get("message")
+    return {
+        "message": message if isinstance(message, str) else None,
+        "code": error.get("code"),
+        "type": error.get("type") if isinstance(error.get("type"), str) else None,
+        "param": error.get("param") if isinstance(error.get("param"), str) else None,
+    }
+
+
+def error_for_status(
+    status_code: int,
+    body: Any,
+    *,
+    headers: Optional[Mapping[str, str]] = None,
+    request_id: Optional[str] = None,
+    completion: Optional[ChatCompletion] = None,
+) -> APIStatusError:
+    """Build the typed error for an HTTP error answer (``body``: decoded JSON or text)."""
+    fields = _error_fields(body)
+    detail = fields["message"]
+    if detail is None and isinstance(body, str):
+        detail = _shorten(body)
+    message = f"HTTP {status_code}: {detail or 'no error message'} ({_hint(status_code)})"
+    if request_id:
+        message += f" [request id {request_id}]"
+    cls = _status_class(status_code)
+    return cls(
+        message,
+        status_code=status_code,
+        headers=headers,
+        request_id=request_id,
+        body=body,
+        code=fields["code"],
+        type=fields["type"],
+        param=fields["param"],
+        completion=completion,
+    )
+
+
+def error_from_payload(
+    payload: Mapping[str, Any],
+    *,
+    request_id: Optional[str] = None,
+    completion: Optional[ChatCompletion] = None,
+) -> APIError:
+    """Build the typed error for an error that arrived inside the stream.
+
+    A numeric code (or ``status_code``) maps like an HTTP status; string codes
+    and types map by name; anything else is a plain :class:`APIError`.
+    """
+    fields = _error_fields(payload)
+    inner = payload.get("error")
+    error: Mapping[str, Any] = inner if isinstance(inner, Mapping) else payload
+    status: Optional[int] = None
+    for candidate in (fields["code"], error.get("status_code"), error.get("status")):
+        number = _as_status(candidate)
+        if number is not None:
+            status = number
+            break
+    cls: Optional[type[APIStatusError]] = None
+    if status is not None:
+        cls = _status_class(status)
+    for name in (fields["code"], fields["type"]):
+        if cls in (None, APIStatusError) and isinstance(name, str) and name in _STRING_CODES:
+            cls = _STRING_CODES[name]
+    detail = fields["message"] or "no error message"
+    if cls is None:
+        return APIError(
+            f"the server reported an error inside the stream: {detail}",
+            body=payload,
+            code=fields["code"],
+            type=fields["type"],
+            param=fields["param"],
+            completion=completion,
+        )
+    if status is None:
+        status = _CLASS_STATUS.get(cls, 0)
+    message = f"the server reported an error inside the stream: {detail} ({_hint(status)})"
+    return cls(
+        message,
+        status_code=status,
+        request_id=request_id,
+        body=payload,
+        code=fields["code"],
+        type=fields["type"],
+        param=fields["param"],
+        completion=completion,
+    )
+
+
+def _as_status(value: Any) -> Optional[int]:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int) and 100 <= value <= 599:
+        return value
+    if isinstance(value, str) and value.isdigit() and 100 <= int(value) <= 599:
+        return int(value)
+    return None
+
+
+def _shorten(text: str, limit: int = 200) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit] + "..."

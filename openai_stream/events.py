@@ -1,0 +1,286 @@
+"""The events a stream emits. Each is an immutable object whose ``type`` is its name.
+
+Events are named tuples, so they are cheap to create on the hot path. The
+``snapshot`` of a delta event is built on first access from the text received
+up to that event, so streams that never read it stay linear in their length.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Dict, List, Mapping, NamedTuple, Optional, Union
+
+from .completion import ChatCompletion
+
+__all__ = [
+    "TextBuffer",
+    "ResponseEvent",
+    "ChunkEvent",
+    "ContentDeltaEvent",
+    "ContentDoneEvent",
+    "RefusalDeltaEvent",
+    "RefusalDoneEvent",
+    "ReasoningDeltaEvent",
+    "ReasoningDoneEvent",
+    "ToolCallDeltaEvent",
+    "ToolCallDoneEvent",
+    "UsageEvent",
+    "DoneEvent",
+    "CompletionEvent",
+    "ErrorEvent",
+    "Event",
+    "EVENT_TYPES",
+]
+
+
+class TextBuffer:
+    """Text received in fragments; ``text(n)`` joins the first ``n`` on demand.
+
+    Appending is O(1); each distinct prefix is joined at most once, and a
+    longer prefix reuses the last one joined.
+    """
+
+    __slots__ = ("_joined", "_joined_n", "parts")
+
+    def __init__(self) -> None:
+        self.parts: List[str] = []
+        self._joined = ""
+        self._joined_n = 0
+
+    def text(self, n: Optional[int] = None) -> str:
+        """The concatenation of the first ``n`` fragments (all when ``None``)."""
+        if n is None:
+            n = len(self.parts)
+        if n == self._joined_n:
+            return self._joined
+        if n > self._joined_n:
+            joined = self._joined + "".join(self.parts[self._joined_n : n])
+        else:
+            joined = "".join(self.parts[:n])
+        self._joined, self._joined_n = joined, n
+        return joined
+
+
+class _ResponseFields(NamedTuple):
+    status_code: int
+    headers: Mapping[str, str]
+    request_id: Optional[str]
+
+
+class ResponseEvent(_ResponseFields):
+    """The HTTP response headers arrived (status, headers and the request id)."""
+
+    __slots__ = ()
+    type: ClassVar[str] = "response"
+
+
+class _ChunkFields(NamedTuple):
+    chunk: Dict[str, Any]
+
+
+class ChunkEvent(_ChunkFields):
+    """One decoded chunk, before the events derived from it."""
+
+    __slots__ = ()
+    type: ClassVar[str] = "chunk"
+
+
+class _DeltaFields(NamedTuple):
+    choice_index: int
+    delta: str
+    buffer: TextBuffer
+    parts: int
+
+
+class _TextDelta(_DeltaFields):
+    __slots__ = ()
+
+    @property
+    def snapshot(self) -> str:
+        """The choice's text of this kind up to and including this fragment."""
+        return self.buffer.text(self.parts)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(choice_index={self.choice_index}, delta={self.delta!r})"
+
+
+class ContentDeltaEvent(_TextDelta):
+    """A non-empty content fragment; ``snapshot`` is the content so far."""
+
+    __slots__ = ()
+    type: ClassVar[str] = "content.delta"
+
+
+class RefusalDeltaEvent(_TextDelta):
+    """A refusal fragment; ``snapshot`` is the refusal so far."""
+
+    __slots__ = ()
+    type: ClassVar[str] = "refusal.delta"
+
+
+class ReasoningDeltaEvent(_TextDelta):
+    """A reasoning fragment (``reasoning_content`` or ``reasoning``); ``snapshot`` so far."""
+
+    __slots__ = ()
+    type: ClassVar[str] = "reasoning.delta"
+
+
+class _ContentDoneFields(NamedTuple):
+    choice_index: int
+    content: str
+
+
+class ContentDoneEvent(_ContentDoneFields):
+    """A choice's content is complete."""
+
+    __slots__ = ()
+    type: ClassVar[str] = "content.done"
+
+
+class _RefusalDoneFields(NamedTuple):
+    choice_index: int
+    refusal: str
+
+
+class RefusalDoneEvent(_RefusalDoneFields):
+    """A choice's refusal is complete."""
+
+    __slots__ = ()
+    type: ClassVar[str] = "refusal.done"
+
+
+class _ReasoningDoneFields(NamedTuple):
+    choice_index: int
+    reasoning: str
+
+
+class ReasoningDoneEvent(_ReasoningDoneFields):
+    """A choice's reasoning is complete."""
+
+    __slots__ = ()
+    type: ClassVar[str] = "reasoning.done"
+
+
+class _ToolDeltaFields(NamedTuple):
+    choice_index: int
+    index: int  # type: ignore[assignment]
+    call_id: Optional[str]
+    name: Optional[str]
+    arguments_delta: str
+    buffer: TextBuffer
+    parts: int
+
+
+class ToolCallDeltaEvent(_ToolDeltaFields):
+    """A fragment of a tool call. ``index`` is the call's position in the final list.
+
+    The first fragment may carry an empty ``arguments_delta``: it announces the name.
+    """
+
+    __slots__ = ()
+    type: ClassVar[str] = "tool_call.delta"
+
+    @property
+    def arguments_snapshot(self) -> str:
+        """The call's arguments up to and including this fragment."""
+        return self.buffer.text(self.parts)
+
+    def __repr__(self) -> str:
+        return (
+            f"ToolCallDeltaEvent(choice_index={self.choice_index}, index={self.index}, "
+            f"call_id={self.call_id!r}, name={self.name!r}, arguments_delta={self.arguments_delta!r})"
+        )
+
+
+class _ToolCallDoneFields(NamedTuple):
+    choice_index: int
+    index: int  # type: ignore[assignment]
+    call_id: Optional[str]
+    name: Optional[str]
+    arguments: str
+
+
+class ToolCallDoneEvent(_ToolCallDoneFields):
+    """A tool call is complete: the next call of its choice started, or the choice finished."""
+
+    __slots__ = ()
+    type: ClassVar[str] = "tool_call.done"
+
+
+class _UsageFields(NamedTuple):
+    usage: Dict[str, Any]
+
+
+class UsageEvent(_UsageFields):
+    """A usage object arrived (token counts, as the provider sent them)."""
+
+    __slots__ = ()
+    type: ClassVar[str] = "usage"
+
+
+class _DoneFields(NamedTuple):
+    choice_index: int
+    finish_reason: Optional[str]
+
+
+class DoneEvent(_DoneFields):
+    """A choice finished; ``finish_reason`` is ``None`` when the provider never sent one."""
+
+    __slots__ = ()
+    type: ClassVar[str] = "done"
+
+
+class _CompletionFields(NamedTuple):
+    completion: ChatCompletion
+
+
+class CompletionEvent(_CompletionFields):
+    """The stream ended normally; ``completion`` is the final result. Always last."""
+
+    __slots__ = ()
+    type: ClassVar[str] = "completion"
+
+
+class _ErrorFields(NamedTuple):
+    error: BaseException
+
+
+class ErrorEvent(_ErrorFields):
+    """An error ended the stream."""
+
+    __slots__ = ()
+    type: ClassVar[str] = "error"
+
+
+Event = Union[
+    ResponseEvent,
+    ChunkEvent,
+    ContentDeltaEvent,
+    ContentDoneEvent,
+    RefusalDeltaEvent,
+    RefusalDoneEvent,
+    ReasoningDeltaEvent,
+    ReasoningDoneEvent,
+    ToolCallDeltaEvent,
+    ToolCallDoneEvent,
+    UsageEvent,
+    DoneEvent,
+    CompletionEvent,
+    ErrorEvent,
+]
+
+EVENT_TYPES = (
+    "response",
+    "chunk",
+    "content.delta",
+    "content.done",
+    "refusal.delta",
+    "refusal.done",
+    "reasoning.delta",
+    "reasoning.done",
+    "tool_call.delta",
+    "tool_call.done",
+    "usage",
+    "done",
+    "completion",
+    "error",
+)

@@ -1,0 +1,299 @@
+"""HTTP: one ``requests`` session per client, retries before the body starts, timeouts.
+
+Everything that touches the network lives here; the accumulator never sees a
+socket, and the stream only sees bytes and typed errors.
+"""
+
+from __future__ import annotations
+
+import datetime
+import email.utils
+import json
+import logging
+import random
+import time
+from typing import Any, Dict, Iterator, Mapping, Optional, Tuple, Union
+from urllib.parse import urlsplit
+
+import requests
+import urllib3.exceptions
+from requests.adapters import HTTPAdapter
+
+from ._version import __version__
+from .errors import (
+    APIConnectionError,
+    APIError,
+    APITimeoutError,
+    StreamInterruptedError,
+    error_for_status,
+)
+
+__all__ = ["Timeout", "Transport", "DEFAULT_TIMEOUT", "TimeoutTypes"]
+
+log = logging.getLogger("openai_stream")
+
+MAX_RETRY_AFTER = 60.0
+INITIAL_BACKOFF = 0.5
+MAX_BACKOFF = 8.0
+READ_SIZE = 65536
+MAX_ERROR_BODY = 1024 * 1024
+
+
+class Timeout:
+    """How long to wait: ``connect`` for a connection, ``read`` for the next bytes.
+
+    ``read`` is the longest silence allowed between two reads of the body, not
+    a limit on the whole stream. ``Timeout(10)`` sets both.
+    """
+
+    __slots__ = ("connect", "read")
+
+    def __init__(
+        self,
+        timeout: Optional[float] = None,
+        *,
+        connect: Optional[float] = None,
+        read: Optional[float] = None,
+    ) -> None:
+        self.connect = connect if connect is not None else timeout
+        self.read = read if read is not None else timeout
+
+    def as_requests(self) -> Tuple[Optional[float], Optional[float]]:
+        """The ``(connect, read)`` pair ``requests`` takes."""
+        return (self.connect, self.read)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Timeout):
+            return NotImplemented
+        return (self.connect, self.read) == (other.connect, other.read)
+
+    def __repr__(self) -> str:
+        return f"Timeout(connect={self.connect}, read={self.read})"
+
+
+TimeoutTypes = Union[float, int, Timeout, None]
+DEFAULT_TIMEOUT = Timeout(connect=5.0, read=600.0)
+
+
+def as_timeout(value: TimeoutTypes) -> Timeout:
+    """A :class:`Timeout` from a number, a ``Timeout`` or ``None`` (no limit)."""
+    if isinstance(value, Timeout):
+        return value
+    return Timeout(float(value) if value is not None else None)
+
+
+class Transport:
+    """Sends requests with retries and maps failures onto typed errors.
+
+    Retries happen only before a response body starts: on connection errors,
+    connect timeouts and the statuses 408, 409, 429 and 5xx, unless the server's
+    ``x-should-retry`` header says otherwise.
+    """
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        api_key: Optional[str],
+        timeout: TimeoutTypes = DEFAULT_TIMEOUT,
+        max_retries: int = 2,
+        default_headers: Optional[Mapping[str, str]] = None,
+        max_connections: int = 64,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._api_key = api_key
+        self.timeout = as_timeout(timeout)
+        self.max_retries = max_retries
+        self.default_headers = dict(default_headers or {})
+        self.session = requests.Session()
+        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=max_connections)
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+
+    def headers(self, stream: bool, extra: Optional[Mapping[str, str]]) -> Dict[str, str]:
+        """The headers of one request: defaults, auth, then the caller's extras."""
+        headers = {
+            "Content-Type": "application/json",
+            "Accept": "text/event-stream" if stream else "application/json",
+            "User-Agent": f"openai_stream/{__version__}",
+        }
+        if self._api_key:
+            headers["Authorization"] = f"Bearer {self._api_key}"
+        headers.update(self.default_headers)
+        if extra:
+            headers.update(extra)
+        return headers
+
+    def post(
+        self,
+        path: str,
+        body: Mapping[str, Any],
+        *,
+        stream: bool,
+        timeout: TimeoutTypes = None,
+        max_retries: Optional[int] = None,
+        extra_headers: Optional[Mapping[str, str]] = None,
+    ) -> requests.Response:
+        """POST ``body`` as JSON; return a response with a 2xx status or raise a typed error.
+
+        ``timeout`` and ``max_retries`` override the client's for this request
+        (``None`` keeps the client's; ``Timeout(None)`` waits without limit).
+        """
+        url = f"{self.base_url}/{path.lstrip('/')}"
+        retries = self.max_retries if max_retries is None else max_retries
+        limits = (as_timeout(timeout) if timeout is not None else self.timeout).as_requests()
+        headers = self.headers(stream, extra_headers)
+        attempt = 0
+        while True:
+            try:
+                response = self.session.post(
+                    url, json=body, headers=headers, stream=True, timeout=limits
+                )
+            except requests.RequestException as exc:
+                error = self._connection_error(exc, url)
+                if attempt >= retries:
+                    raise error from exc
+                wait = backoff(attempt)
+                log.info("%s; retrying in %.2fs (%d left)", error.message, wait, retries - attempt)
+            else:
+                request_id = response.headers.get("x-request-id")
+                log.debug("POST %s -> %s (request id %s)", url, response.status_code, request_id)
+                if response.status_code < 400:
+                    return response
+                if attempt >= retries or not should_retry(response):
+                    raise self._status_error(response, request_id)
+                wait = retry_wait(response.headers, attempt)
+                log.info(
+                    "HTTP %s (request id %s); retrying in %.2fs (%d left)",
+                    response.status_code,
+                    request_id,
+                    wait,
+                    retries - attempt,
+                )
+                response.close()
+            time.sleep(wait)
+            attempt += 1
+
+    def _connection_error(self, exc: requests.RequestException, url: str) -> APIConnectionError:
+        host = urlsplit(url).netloc
+        if isinstance(exc, requests.Timeout):
+            return APITimeoutError(
+                f"timed out talking to {host} ({type(exc).__name__}); "
+                "check the network or raise the timeout"
+            )
+        return APIConnectionError(
+            f"could not connect to {host} ({_root_cause(exc)}); "
+            "check base_url, the network and any proxy"
+        )
+
+    def _status_error(self, response: requests.Response, request_id: Optional[str]) -> APIError:
+        try:
+            raw = response.raw.read(MAX_ERROR_BODY, decode_content=True) or b""
+        except Exception:  # the error status matters more than a broken error body
+            raw = b""
+        finally:
+            response.close()
+        text = raw.decode("utf-8", "replace")
+        body: Any = text
+        try:
+            body = json.loads(text)
+        except ValueError:
+            pass
+        return error_for_status(
+            response.status_code, body, headers=response.headers, request_id=request_id
+        )
+
+    def close(self) -> None:
+        """Close every pooled connection."""
+        self.session.close()
+
+
+def iter_body(response: requests.Response) -> Iterator[bytes]:
+    """The body's bytes as soon as each piece arrives, with failures mapped to typed errors.
+
+    ``raw.read1`` returns whatever the socket has, so an event reaches the
+    decoder without waiting for a read buffer to fill, on chunked and on
+    close-delimited bodies alike.
+    """
+    raw = response.raw
+    raw.decode_content = True
+    read = raw.read1 if hasattr(raw, "read1") else None
+    try:
+        if read is None:  # urllib3 < 2
+            yield from response.iter_content(None)
+            return
+        while True:
+            data = read(READ_SIZE)
+            if not data:
+                return
+            yield data
+    except (urllib3.exceptions.ReadTimeoutError, requests.Timeout) as exc:
+        raise APITimeoutError(
+            "the server sent nothing for longer than the read timeout; "
+            "raise Timeout(read=...) if the model is slow to answer"
+        ) from exc
+    except (urllib3.exceptions.HTTPError, requests.RequestException, OSError, ValueError) as exc:
+        raise StreamInterruptedError(
+            f"the connection broke while the stream was being read ({_root_cause(exc)}); "
+            "retry the request"
+        ) from exc
+
+
+def should_retry(response: requests.Response) -> bool:
+    """Whether an error status is worth another try (``x-should-retry`` wins)."""
+    verdict = response.headers.get("x-should-retry")
+    if verdict == "true":
+        return True
+    if verdict == "false":
+        return False
+    status = response.status_code
+    return status in (408, 409, 429) or status >= 500
+
+
+def retry_wait(headers: Mapping[str, str], attempt: int) -> float:
+    """Seconds to wait before the next try: the server's say-so up to 60 s, else backoff."""
+    wait = _server_wait(headers)
+    if wait is not None and 0 <= wait <= MAX_RETRY_AFTER:
+        return wait
+    return backoff(attempt)
+
+
+def _server_wait(headers: Mapping[str, str]) -> Optional[float]:
+    value = headers.get("retry-after-ms")
+    if value is not None:
+        try:
+            return float(value) / 1000.0
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=datetime.timezone.utc)
+    return when.timestamp() - time.time()
+
+
+def backoff(attempt: int) -> float:
+    """Exponential backoff from 0.5 s doubling to 8 s, less up to 25% jitter."""
+    base = min(INITIAL_BACKOFF * (2.0**attempt), MAX_BACKOFF)
+    return base * (1.0 - 0.25 * random.random())
+
+
+def _root_cause(exc: BaseException) -> str:
+    seen = exc
+    while True:
+        nxt = seen.__cause__ or seen.__context__
+        if nxt is None or nxt is seen:
+            break
+        seen = nxt
+    reason = getattr(seen, "reason", None)
+    text = str(reason if reason is not None else seen) or type(seen).__name__
+    return text if len(text) <= 200 else text[:200] + "..."
