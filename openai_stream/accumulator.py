@@ -25,11 +25,13 @@ from .events import (
     ReasoningDoneEvent,
     RefusalDeltaEvent,
     RefusalDoneEvent,
+    StructuredContentDoneEvent,
     TextBuffer,
     ToolCallDeltaEvent,
     ToolCallDoneEvent,
     UsageEvent,
 )
+from .parsing import parsed_or_none, wants_json
 
 __all__ = ["ChatCompletionAccumulator"]
 
@@ -148,9 +150,14 @@ class ChatCompletionAccumulator:
     :class:`~openai_stream.events.ErrorEvent` at the end of the list; a chunk
     that cannot be understood raises :class:`~openai_stream.errors.InvalidStreamDataError`.
     Either way ``error.completion`` holds everything received before it.
+
+    Give the request's ``response_format``: when it asks for JSON
+    (``json_schema`` or ``json_object``), ``content.done`` events and the final
+    message carry ``parsed``, the content decoded as JSON.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, response_format: Optional[Mapping[str, Any]] = None) -> None:
+        self._structured = wants_json(response_format)
         self._id: Optional[str] = None
         self._model: Optional[str] = None
         self._created: Optional[int] = None
@@ -206,7 +213,7 @@ class ChatCompletionAccumulator:
                 if key not in _CHUNK_KEYS and value is not None:
                     self._extra[key] = value
         choices = chunk.get("choices")
-        if choices:
+        if choices is not None:
             if not isinstance(choices, list):
                 raise TypeError("'choices' is not a list")
             for choice in choices:
@@ -219,7 +226,8 @@ class ChatCompletionAccumulator:
             events.append(UsageEvent(usage))
         elif self._usage is None and "x_groq" in chunk:
             # Groq's compound models report usage only under x_groq.
-            usage = (chunk["x_groq"] or {}).get("usage")
+            x_groq = chunk["x_groq"]
+            usage = x_groq.get("usage") if isinstance(x_groq, dict) else None
             if isinstance(usage, dict):
                 self._usage = usage
                 events.append(UsageEvent(usage))
@@ -265,15 +273,15 @@ class ChatCompletionAccumulator:
     def _feed_delta(self, state: _Choice, delta: Dict[str, Any], events: List[Event]) -> None:
         index = state.index
         content = delta.get("content")
-        if content:
-            if type(content) is str:
+        if type(content) is str:
+            if content:
                 buf = state.content
                 if buf is None:
                     buf = state.content = TextBuffer()
                 buf.parts.append(content)
                 events.append(ContentDeltaEvent(index, content, buf, len(buf.parts)))
-            else:
-                self._feed_content_parts(state, content, events)
+        elif content is not None:
+            self._feed_content_parts(state, content, events)
         refusal = delta.get("refusal")
         if refusal:
             self._append_refusal(state, _text(refusal, "refusal"), events)
@@ -354,9 +362,9 @@ class ChatCompletionAccumulator:
             call = state.calls[-1] if state.calls else None
         announce = False
         if call is None:
-            for earlier in state.calls:
-                if not earlier.done:
-                    self._finish_call(state, earlier, events)
+            # Only the newest call can still be open: each new call closes the one before.
+            if state.calls and not state.calls[-1].done:
+                self._finish_call(state, state.calls[-1], events)
             call = _ToolCall(len(state.calls))
             state.calls.append(call)
             if position is not None:
@@ -434,7 +442,8 @@ class ChatCompletionAccumulator:
         if state.reasoning is not None:
             events.append(ReasoningDoneEvent(index, state.reasoning.text()))
         if state.content is not None:
-            events.append(ContentDoneEvent(index, state.content.text()))
+            done = StructuredContentDoneEvent if self._structured else ContentDoneEvent
+            events.append(done(index, state.content.text()))
         if state.refusal is not None:
             events.append(RefusalDoneEvent(index, state.refusal.text()))
         for call in state.calls:
@@ -469,6 +478,10 @@ class ChatCompletionAccumulator:
         if self._fingerprint is not None:
             data["system_fingerprint"] = self._fingerprint
         data["choices"] = [self._choices[i].to_dict() for i in sorted(self._choices)]
+        if self._structured:
+            for choice in data["choices"]:
+                message = choice["message"]
+                message["parsed"] = parsed_or_none(message.get("content"))
         data["usage"] = self._usage
         for key, value in self._extra.items():
             if key not in data:

@@ -1,0 +1,749 @@
+"""The merging rules of ChatCompletionAccumulator (issue 2, "Accumulation"), one small stream each."""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Iterable, List, Optional, Tuple
+
+import pytest
+
+import openai_stream
+from openai_stream import ChatCompletionAccumulator
+from openai_stream.errors import APIError, InvalidStreamDataError
+from openai_stream.events import TextBuffer
+
+
+# --------------------------------------------------------------------------- helpers
+def choice(index: int = 0, finish: Optional[str] = None, **delta: Any) -> Dict[str, Any]:
+    return {"index": index, "delta": delta, "finish_reason": finish}
+
+
+def chunk(*choices: Dict[str, Any], **top: Any) -> Dict[str, Any]:
+    data: Dict[str, Any] = {"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "m"}
+    data.update(top)
+    data.setdefault("choices", list(choices))
+    return data
+
+
+def call(
+    index: Optional[int] = None,
+    id: Optional[str] = None,
+    name: Optional[str] = None,
+    arguments: Optional[str] = None,
+    **extra: Any,
+) -> Dict[str, Any]:
+    fragment: Dict[str, Any] = dict(extra)
+    if index is not None:
+        fragment["index"] = index
+    if id is not None:
+        fragment["id"] = id
+    function: Dict[str, Any] = {}
+    if name is not None:
+        function["name"] = name
+    if arguments is not None:
+        function["arguments"] = arguments
+    fragment["function"] = function
+    return fragment
+
+
+def feed(acc: ChatCompletionAccumulator, data: Any) -> List[Any]:
+    """acc.feed(data), typed loosely so tests can read any event's fields."""
+    return list(acc.feed(data))
+
+
+def end(acc: ChatCompletionAccumulator) -> List[Any]:
+    return list(acc.end())
+
+
+def feed_all(acc: ChatCompletionAccumulator, chunks: Iterable[Dict[str, Any]]) -> List[Any]:
+    events: List[Any] = []
+    for c in chunks:
+        produced = feed(acc, c)
+        assert produced[0].type == "chunk" and produced[0].chunk is c
+        events.extend(produced)
+    return events
+
+
+def run(chunks: Iterable[Dict[str, Any]]) -> Tuple[List[Any], Dict[str, Any]]:
+    acc = ChatCompletionAccumulator()
+    events = feed_all(acc, chunks)
+    events.extend(end(acc))
+    assert events[-1].type == "completion"
+    return events, events[-1].completion.to_dict()
+
+
+def kinds(events: Iterable[Any], skip: Iterable[str] = ("chunk",)) -> List[str]:
+    return [e.type for e in events if e.type not in skip]
+
+
+def calls_of(completion: Dict[str, Any], choice_index: int = 0) -> List[Tuple[Any, ...]]:
+    message = completion["choices"][choice_index]["message"]
+    return [
+        (c["id"], c["type"], c["function"]["name"], c["function"]["arguments"])
+        for c in message.get("tool_calls") or []
+    ]
+
+
+def call_position(event: Any) -> Tuple[Any, Optional[int]]:
+    """(type, call index) of a tool-call event; (type, None) for any other."""
+    return (event.type, event.index if event.type.startswith("tool_call") else None)
+
+
+# --------------------------------------------------------------------------- choices
+def test_choices_may_first_appear_in_any_order() -> None:
+    events, completion = run(
+        [
+            chunk(choice(2, content="c")),
+            chunk(choice(0, content="a")),
+            chunk(choice(1, content="b"), choice(2, finish="stop")),
+            chunk(choice(0, finish="length")),
+        ]
+    )
+    assert [c["index"] for c in completion["choices"]] == [0, 1, 2]
+    assert [c["message"]["content"] for c in completion["choices"]] == ["a", "b", "c"]
+    assert [c["finish_reason"] for c in completion["choices"]] == ["length", None, "stop"]
+    deltas = [(e.choice_index, e.delta) for e in events if e.type == "content.delta"]
+    assert deltas == [(2, "c"), (0, "a"), (1, "b")]
+    dones = [(e.choice_index, e.finish_reason) for e in events if e.type == "done"]
+    assert dones == [(2, "stop"), (0, "length"), (1, None)]  # choice 1 finished by end()
+
+
+def test_repeated_finish_reason_finishes_once() -> None:
+    events, completion = run(
+        [
+            chunk(choice(content="x")),
+            chunk(choice(finish="stop")),
+            chunk(choice(finish="stop", content="")),
+        ]
+    )
+    assert kinds(events) == ["content.delta", "content.done", "done", "completion"]
+    assert completion["choices"][0]["finish_reason"] == "stop"
+
+
+# --------------------------------------------------------------------------- tool calls
+def test_tool_call_id_type_name_take_first_non_empty_and_are_never_concatenated() -> None:
+    # DeepSeek, Qwen and OpenRouter repeat the id (and sometimes type and name) in every chunk.
+    fragments = [
+        call(0, id="call_1", name="weather", arguments="", type="function"),
+        call(0, id="call_1", name="weather", arguments='{"city"', type="function"),
+        call(0, id="", arguments=': "Paris"}', type="function"),
+        call(0, id="call_1", arguments="", type="function"),
+        call(0, id="call_1", name="renamed", arguments="", type="other"),
+    ]
+    events, completion = run(
+        [chunk(choice(tool_calls=[f])) for f in fragments] + [chunk(choice(finish="tool_calls"))]
+    )
+    assert calls_of(completion) == [("call_1", "function", "weather", '{"city": "Paris"}')]
+    deltas = [e for e in events if e.type == "tool_call.delta"]
+    assert [e.arguments_delta for e in deltas] == ["", '{"city"', ': "Paris"}']
+    assert {(e.index, e.call_id, e.name) for e in deltas} == {(0, "call_1", "weather")}
+
+
+def test_ollama_parallel_calls_all_at_index_0_with_distinct_ids_and_names() -> None:
+    events, completion = run(
+        [
+            chunk(choice(tool_calls=[call(0, id="a", name="get_time", arguments='{"tz": "UTC"}')])),
+            chunk(choice(tool_calls=[call(0, id="b", name="get_weather", arguments='{"city": "Oslo"}')])),
+            chunk(choice(finish="tool_calls")),
+        ]
+    )
+    assert calls_of(completion) == [
+        ("a", "function", "get_time", '{"tz": "UTC"}'),
+        ("b", "function", "get_weather", '{"city": "Oslo"}'),
+    ]
+    assert [(e.type, e.index) for e in events if e.type.startswith("tool_call")] == [
+        ("tool_call.delta", 0),
+        ("tool_call.done", 0),
+        ("tool_call.delta", 1),
+        ("tool_call.done", 1),
+    ]
+
+
+def test_lm_studio_new_id_with_empty_name_continues_the_call() -> None:
+    events, completion = run(
+        [
+            chunk(choice(tool_calls=[call(0, id="id-1", name="search", arguments="")])),
+            chunk(choice(tool_calls=[call(0, id="id-2", name="", arguments='{"q":')])),
+            chunk(choice(tool_calls=[call(0, id="id-3", name="", arguments=' "x"}')])),
+            chunk(choice(finish="tool_calls")),
+        ]
+    )
+    assert calls_of(completion) == [("id-1", "function", "search", '{"q": "x"}')]
+    assert sum(e.type == "tool_call.done" for e in events) == 1
+
+
+def test_same_index_same_id_with_name_again_is_the_same_call() -> None:
+    _, completion = run(
+        [
+            chunk(choice(tool_calls=[call(0, id="x", name="f", arguments="{")])),
+            chunk(choice(tool_calls=[call(0, id="x", name="f", arguments="}")])),
+        ]
+    )
+    assert calls_of(completion) == [("x", "function", "f", "{}")]
+
+
+def test_fragments_without_index_are_matched_by_id() -> None:
+    # Gemini and Mistral omit index; fragments belong to the call with their id.
+    _, completion = run(
+        [
+            chunk(
+                choice(
+                    tool_calls=[
+                        call(id="g1", name="a", arguments='{"x"'),
+                        call(id="g2", name="b", arguments="{"),
+                    ]
+                )
+            ),
+            chunk(choice(tool_calls=[call(id="g1", arguments=": 1}"), call(id="g2", arguments="}")])),
+            chunk(choice(finish="tool_calls")),
+        ]
+    )
+    assert calls_of(completion) == [("g1", "function", "a", '{"x": 1}'), ("g2", "function", "b", "{}")]
+
+
+def test_fragment_without_index_and_id_continues_the_last_call() -> None:
+    _, completion = run(
+        [
+            chunk(choice(tool_calls=[call(id="m1", name="a", arguments="{")])),
+            chunk(choice(tool_calls=[call(arguments='"k": 2')])),
+            chunk(choice(tool_calls=[call(arguments="}")])),
+        ]
+    )
+    assert calls_of(completion) == [("m1", "function", "a", '{"k": 2}')]
+
+
+def test_fragment_without_index_and_id_and_no_call_yet_starts_one() -> None:
+    events, completion = run(
+        [chunk(choice(tool_calls=[call(name="solo", arguments="{}")], finish="tool_calls"))]
+    )
+    assert calls_of(completion) == [(None, "function", "solo", "{}")]
+    assert kinds(events) == ["tool_call.delta", "tool_call.done", "done", "completion"]
+
+
+def test_first_index_1_becomes_position_0() -> None:
+    # Anthropic's compat API numbers the first call 1 (after a text block).
+    events, completion = run(
+        [
+            chunk(choice(content="Reading it.")),
+            chunk(choice(tool_calls=[call(1, id="toolu", name="read", arguments="")])),
+            chunk(choice(tool_calls=[call(1, arguments='{"p": 1}')])),
+            chunk(choice(finish="tool_calls")),
+        ]
+    )
+    assert calls_of(completion) == [("toolu", "function", "read", '{"p": 1}')]
+    assert {e.index for e in events if e.type.startswith("tool_call")} == {0}
+
+
+def test_calls_are_listed_in_order_of_appearance_not_by_index() -> None:
+    _, completion = run(
+        [
+            chunk(choice(tool_calls=[call(5, id="late", name="b", arguments="{}")])),
+            chunk(choice(tool_calls=[call(2, id="early", name="a", arguments="{}")])),
+        ]
+    )
+    assert [c[0] for c in calls_of(completion)] == ["late", "early"]
+
+
+def test_whole_call_in_the_finishing_chunk_still_gets_tool_call_done() -> None:
+    acc = ChatCompletionAccumulator()
+    feed_all(acc, [chunk(choice(role="assistant", content=""))])
+    last = feed(
+        acc,
+        chunk(choice(tool_calls=[call(id="w", name="weather", arguments='{"c": 1}')], finish="tool_calls")),
+    )
+    assert kinds(last) == ["tool_call.delta", "tool_call.done", "done"]
+    done = last[2]
+    assert (done.index, done.call_id, done.name, done.arguments) == (0, "w", "weather", '{"c": 1}')
+
+
+def test_tool_call_done_comes_when_the_next_call_starts() -> None:
+    acc = ChatCompletionAccumulator()
+    first = feed_all(
+        acc,
+        [
+            chunk(choice(tool_calls=[call(0, id="a", name="f", arguments="")])),
+            chunk(choice(tool_calls=[call(0, arguments='{"x": 1}')])),
+        ],
+    )
+    assert "tool_call.done" not in kinds(first)
+    second = feed(acc, chunk(choice(tool_calls=[call(1, id="b", name="g", arguments="")])))
+    assert [call_position(e) for e in second[1:]] == [
+        ("tool_call.done", 0),
+        ("tool_call.delta", 1),
+    ]
+    assert second[1].arguments == '{"x": 1}'
+    rest = feed(acc, chunk(choice(tool_calls=[call(1, arguments="{}")], finish="tool_calls")))
+    assert [call_position(e) for e in rest[1:]] == [
+        ("tool_call.delta", 1),
+        ("tool_call.done", 1),
+        ("done", None),
+    ]
+
+
+def test_tool_calls_of_different_choices_do_not_close_each_other() -> None:
+    events, completion = run(
+        [
+            chunk(choice(0, tool_calls=[call(0, id="a0", name="f", arguments="{")])),
+            chunk(choice(1, tool_calls=[call(0, id="b0", name="f", arguments="{")])),
+            chunk(choice(0, tool_calls=[call(0, arguments="}")])),
+            chunk(choice(1, tool_calls=[call(0, arguments="}")])),
+            chunk(choice(0, finish="tool_calls"), choice(1, finish="tool_calls")),
+        ]
+    )
+    assert calls_of(completion, 0) == [("a0", "function", "f", "{}")]
+    assert calls_of(completion, 1) == [("b0", "function", "f", "{}")]
+    done = [(e.choice_index, e.call_id) for e in events if e.type == "tool_call.done"]
+    assert done == [(0, "a0"), (1, "b0")]
+
+
+def test_empty_argument_fragment_after_the_first_gives_no_event() -> None:
+    events, _ = run(
+        [
+            chunk(choice(tool_calls=[call(0, id="a", name="f", arguments="")])),
+            chunk(choice(tool_calls=[call(0, arguments="")])),
+            chunk(choice(tool_calls=[call(0, arguments="{}")])),
+        ]
+    )
+    assert [e.arguments_delta for e in events if e.type == "tool_call.delta"] == ["", "{}"]
+
+
+# --------------------------------------------------------------------------- usage and identity
+def test_usage_keeps_the_last_non_null_value() -> None:
+    first = {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}
+    last = {"prompt_tokens": 1, "completion_tokens": 5, "total_tokens": 6}
+    events, completion = run(
+        [
+            chunk(choice(content="a"), usage=first),
+            chunk(choice(content="b"), usage=None),
+            chunk(usage=last, choices=[]),
+            chunk(choice(finish="stop"), usage=None),
+        ]
+    )
+    assert completion["usage"] == last
+    assert [e.usage for e in events if e.type == "usage"] == [first, last]
+
+
+def test_identity_takes_the_first_non_empty_value() -> None:
+    # Azure's first chunk is empty apart from prompt_filter_results.
+    _, completion = run(
+        [
+            {
+                "id": "",
+                "model": "",
+                "created": 0,
+                "object": "",
+                "choices": [],
+                "prompt_filter_results": [{"i": 0}],
+            },
+            chunk(choice(content="x"), id="chatcmpl-1", model="gpt", created=10, system_fingerprint=None),
+            chunk(choice(content="y"), id="other", model="other", created=20, system_fingerprint="fp_1"),
+            chunk(choice(finish="stop"), id="", model="", created=0, system_fingerprint="fp_2"),
+        ]
+    )
+    assert (completion["id"], completion["model"], completion["created"]) == ("chatcmpl-1", "gpt", 10)
+    assert completion["system_fingerprint"] == "fp_1"
+    assert completion["object"] == "chat.completion"
+    assert completion["prompt_filter_results"] == [{"i": 0}]
+
+
+# --------------------------------------------------------------------------- odd chunks and extras
+def test_chunks_without_delta_and_empty_choices_never_crash() -> None:
+    acc = ChatCompletionAccumulator()
+    azure_filter = chunk(
+        {"index": 0, "finish_reason": None, "content_filter_results": {"hate": {"filtered": False}}}
+    )
+    for c in (chunk(choices=[]), azure_filter, chunk(choice(0)), {"choices": None}, {}):
+        assert kinds(feed(acc, c)) == []
+    completion = acc.completion().to_dict()
+    assert completion["choices"][0]["content_filter_results"] == {"hate": {"filtered": False}}
+    assert completion["choices"][0]["message"]["content"] is None
+
+
+def test_unknown_fields_are_kept_and_the_last_non_null_value_wins() -> None:
+    citations = ["https://a", "https://b"]
+    _, completion = run(
+        [
+            chunk(
+                {
+                    "index": 0,
+                    "delta": {"content": "x", "executed_tools": [{"i": 0}], "thought": "sig-1"},
+                    "native_finish_reason": None,
+                },
+                provider="P1",
+                citations=citations[:1],
+            ),
+            chunk(
+                {
+                    "index": 0,
+                    "delta": {"executed_tools": [{"i": 0, "out": "ok"}], "thought": None},
+                    "native_finish_reason": "end_turn",
+                    "finish_reason": "stop",
+                },
+                provider=None,
+                citations=citations,
+            ),
+            chunk(choices=[], provider="P2"),
+        ]
+    )
+    assert completion["provider"] == "P2"
+    assert completion["citations"] == citations
+    message = completion["choices"][0]["message"]
+    assert message["executed_tools"] == [{"i": 0, "out": "ok"}]
+    assert message["thought"] == "sig-1"
+    assert completion["choices"][0]["native_finish_reason"] == "end_turn"
+    obj = openai_stream.ChatCompletion(completion)
+    assert obj.citations == citations and obj.choices[0].message.thought == "sig-1"
+
+
+def test_unknown_fields_on_tool_calls_are_kept() -> None:
+    # Gemini puts thought signatures on the call (extra_content).
+    sig = {"google": {"thought_signature": "abc"}}
+    _, completion = run(
+        [chunk(choice(tool_calls=[call(0, id="t", name="f", arguments="{}", extra_content=sig)]))]
+    )
+    assert completion["choices"][0]["message"]["tool_calls"][0]["extra_content"] == sig
+
+
+def test_annotations_are_appended() -> None:
+    a1 = {"type": "url_citation", "url_citation": {"url": "https://one"}}
+    a2 = {"type": "url_citation", "url_citation": {"url": "https://two"}}
+    _, completion = run(
+        [
+            chunk(choice(content="", annotations=[a1])),
+            chunk(choice(content="text", annotations=[a2])),
+            chunk(choice(finish="stop", annotations=[])),
+        ]
+    )
+    assert completion["choices"][0]["message"]["annotations"] == [a1, a2]
+
+
+@pytest.mark.parametrize("field", ["reasoning_content", "reasoning"])
+def test_reasoning_is_kept_under_the_field_the_provider_used(field: str) -> None:
+    other = "reasoning" if field == "reasoning_content" else "reasoning_content"
+    first: Dict[str, Any] = {"role": "assistant", field: "", "content": None}
+    second: Dict[str, Any] = {field: "think "}
+    third: Dict[str, Any] = {field: "hard", other: None}
+    events, completion = run(
+        [
+            chunk(choice(**first)),
+            chunk(choice(**second)),
+            chunk(choice(**third)),
+            chunk(choice(content="answer", finish="stop")),
+        ]
+    )
+    message = completion["choices"][0]["message"]
+    assert message[field] == "think hard"
+    assert other not in message
+    assert message["content"] == "answer"
+    assert kinds(events) == [
+        "reasoning.delta",
+        "reasoning.delta",
+        "content.delta",
+        "reasoning.done",
+        "content.done",
+        "done",
+        "completion",
+    ]
+    assert [e.snapshot for e in events if e.type == "reasoning.delta"] == ["think ", "think hard"]
+
+
+def test_content_as_typed_parts_feeds_content_and_reasoning() -> None:
+    # Mistral Magistral sends content as a list of typed blocks.
+    events, completion = run(
+        [
+            chunk(
+                choice(content=[{"type": "thinking", "thinking": [{"type": "text", "text": "Let me see."}]}])
+            ),
+            chunk(choice(content=[{"type": "thinking", "thinking": [{"type": "text", "text": " 4."}]}])),
+            chunk(choice(content=[{"type": "text", "text": "2 + 2 = 4"}])),
+            chunk(choice(content="", finish="stop")),
+        ]
+    )
+    message = completion["choices"][0]["message"]
+    assert message["content"] == "2 + 2 = 4"
+    assert message["reasoning_content"] == "Let me see. 4."
+    assert kinds(events) == [
+        "reasoning.delta",
+        "reasoning.delta",
+        "content.delta",
+        "reasoning.done",
+        "content.done",
+        "done",
+        "completion",
+    ]
+
+
+def test_logprobs_are_concatenated() -> None:
+    def lp(token: str) -> Dict[str, Any]:
+        return {"token": token, "logprob": -0.1, "bytes": list(token.encode()), "top_logprobs": []}
+
+    _, completion = run(
+        [
+            chunk({"index": 0, "delta": {"content": ""}, "logprobs": {"content": [], "refusal": None}}),
+            chunk(
+                {
+                    "index": 0,
+                    "delta": {"content": "Foo"},
+                    "logprobs": {"content": [lp("Foo")], "refusal": None},
+                }
+            ),
+            chunk(
+                {"index": 0, "delta": {"content": "!"}, "logprobs": {"content": [lp("!")], "refusal": None}}
+            ),
+            chunk({"index": 0, "delta": {}, "logprobs": None, "finish_reason": "stop"}),
+        ]
+    )
+    logprobs = completion["choices"][0]["logprobs"]
+    assert [t["token"] for t in logprobs["content"]] == ["Foo", "!"]
+    assert logprobs["refusal"] is None
+
+
+def test_refusal_deltas_and_done() -> None:
+    events, completion = run(
+        [
+            chunk(choice(role="assistant", content=None, refusal="")),
+            chunk(choice(refusal="I can't")),
+            chunk(choice(refusal=" help.")),
+            chunk(choice(finish="stop")),
+        ]
+    )
+    assert completion["choices"][0]["message"]["refusal"] == "I can't help."
+    assert completion["choices"][0]["message"]["content"] is None
+    assert kinds(events) == ["refusal.delta", "refusal.delta", "refusal.done", "done", "completion"]
+
+
+# --------------------------------------------------------------------------- end()
+def test_end_gives_pending_done_events_with_finish_reason_none() -> None:
+    acc = ChatCompletionAccumulator()
+    feed_all(
+        acc,
+        [
+            chunk(choice(0, reasoning_content="hm")),
+            chunk(choice(0, content="partial")),
+            chunk(choice(0, tool_calls=[call(0, id="a", name="f", arguments='{"x"')])),
+            chunk(choice(1, content="other"), choice(1, finish="stop")),
+        ],
+    )
+    tail = end(acc)
+    assert [(e.type, getattr(e, "choice_index", None)) for e in tail] == [
+        ("reasoning.done", 0),
+        ("content.done", 0),
+        ("tool_call.done", 0),
+        ("done", 0),
+        ("completion", None),
+    ]
+    assert tail[2].arguments == '{"x"'
+    assert tail[3].finish_reason is None
+    assert tail[-1].completion.choices[0].finish_reason is None
+    assert end(acc) == []
+
+
+def test_end_of_an_empty_stream_gives_only_the_completion() -> None:
+    acc = ChatCompletionAccumulator()
+    assert kinds(end(acc), skip=()) == ["completion"]
+
+
+# --------------------------------------------------------------------------- laziness
+def _count_joins(monkeypatch: pytest.MonkeyPatch) -> List[Optional[int]]:
+    calls: List[Optional[int]] = []
+    original = TextBuffer.text
+
+    def counting(self: TextBuffer, n: Optional[int] = None) -> str:
+        calls.append(n)
+        return original(self, n)
+
+    monkeypatch.setattr(TextBuffer, "text", counting)
+    return calls
+
+
+def test_snapshots_are_lazy_so_a_100000_delta_stream_is_linear(monkeypatch: pytest.MonkeyPatch) -> None:
+    joins = _count_joins(monkeypatch)
+    completions = []
+    original_completion = ChatCompletionAccumulator.completion
+
+    def counting_completion(self: ChatCompletionAccumulator) -> Any:
+        completions.append(1)
+        return original_completion(self)
+
+    monkeypatch.setattr(ChatCompletionAccumulator, "completion", counting_completion)
+    acc = ChatCompletionAccumulator()
+    n = 100_000
+    last = None
+    for i in range(n):
+        events = feed(acc, chunk(choice(content=f"{i % 10}")))
+        last = events[-1]
+        events = feed(acc, chunk(choice(tool_calls=[call(0, id="t", name="f", arguments="x")])))
+    assert joins == [] and completions == [], "feeding must not join text or build completions"
+    assert last is not None and last.snapshot == "".join(f"{i % 10}" for i in range(n))
+    assert len(joins) == 1
+    tail = end(acc)
+    assert tail[0].type == "content.done" and len(tail[0].content) == n
+    assert tail[1].type == "tool_call.done" and len(tail[1].arguments) == n
+    # end(): content.done (reuses the joined prefix), tool_call.done, and the completion's two texts.
+    assert len(joins) <= 5
+
+
+def test_early_snapshots_read_late_are_still_their_own_prefix() -> None:
+    acc = ChatCompletionAccumulator()
+    events = [
+        e for c in ("a", "b", "c") for e in feed(acc, chunk(choice(content=c))) if e.type == "content.delta"
+    ]
+    assert [e.snapshot for e in reversed(events)] == ["abc", "ab", "a"]
+    assert [e.snapshot for e in events] == ["a", "ab", "abc"]
+
+
+# --------------------------------------------------------------------------- invalid data
+BAD_CHUNKS = {
+    "list": [1, 2],
+    "string": "hello",
+    "null": None,
+    "number": 3,
+}
+
+BAD_SHAPES = {
+    "choices-string": {"choices": "nope"},
+    "choices-object": {"choices": {"index": 0}},
+    "choices-empty-object": {"choices": {}},
+    "choice-not-object": {"choices": ["x"]},
+    "choice-index-string": {"choices": [{"index": "0", "delta": {"content": "x"}}]},
+    "delta-string": {"choices": [{"index": 0, "delta": "text"}]},
+    "content-number": {"choices": [{"index": 0, "delta": {"content": 5}}]},
+    "content-object": {"choices": [{"index": 0, "delta": {"content": {"text": "x"}}}]},
+    "content-empty-object": {"choices": [{"index": 0, "delta": {"content": {}}}]},
+    "content-part-number": {"choices": [{"index": 0, "delta": {"content": [7]}}]},
+    "refusal-number": {"choices": [{"index": 0, "delta": {"refusal": 1}}]},
+    "reasoning-list": {"choices": [{"index": 0, "delta": {"reasoning_content": ["x"]}}]},
+    "tool-calls-object": {"choices": [{"index": 0, "delta": {"tool_calls": {"id": "a"}}}]},
+    "tool-call-string": {"choices": [{"index": 0, "delta": {"tool_calls": ["a"]}}]},
+    "usage-list": {"choices": [], "usage": [1]},
+    "logprobs-list": {"choices": [{"index": 0, "delta": {}, "logprobs": [1]}]},
+}
+
+
+def _fed_hello() -> ChatCompletionAccumulator:
+    acc = ChatCompletionAccumulator()
+    feed(acc, chunk(choice(content="hello")))
+    return acc
+
+
+@pytest.mark.parametrize("bad", list(BAD_CHUNKS.values()), ids=list(BAD_CHUNKS))
+def test_chunk_that_is_not_an_object_raises_with_the_completion(bad: Any) -> None:
+    acc = _fed_hello()
+    with pytest.raises(InvalidStreamDataError) as info:
+        feed(acc, bad)
+    assert "JSON object" in str(info.value)
+    assert info.value.completion is not None
+    assert info.value.completion.choices[0].message.content == "hello"
+
+
+@pytest.mark.parametrize("bad", list(BAD_SHAPES.values()), ids=list(BAD_SHAPES))
+def test_fields_of_the_wrong_type_raise_with_the_completion(bad: Dict[str, Any]) -> None:
+    acc = _fed_hello()
+    with pytest.raises(InvalidStreamDataError) as info:
+        feed(acc, bad)
+    assert info.value.body is bad
+    assert info.value.completion is not None
+    assert info.value.completion.choices[0].message.content == "hello"
+
+
+def test_unknown_fields_of_odd_types_never_crash() -> None:
+    acc = ChatCompletionAccumulator()
+    feed(acc, {"choices": [], "x_groq": "not an object", "extra": [1, {"a": None}]})
+    feed(acc, chunk({"index": 0, "delta": {"annotations": "not a list"}, "weird": 1}))
+    assert acc.completion().to_dict()["x_groq"] == "not an object"
+
+
+# --------------------------------------------------------------------------- in-stream errors
+ERRORS = [
+    ("numeric-code-429", {"error": {"code": 429, "message": "slow down"}}, "RateLimitError", 429),
+    ("numeric-code-string", {"error": {"code": "503", "message": "unavailable"}}, "InternalServerError", 503),
+    ("numeric-code-400", {"error": {"code": 400, "message": "Token limit reached"}}, "BadRequestError", 400),
+    ("status_code", {"error": {"code": "tool_use_failed", "status_code": 400}}, "BadRequestError", 400),
+    ("status_code-404", {"error": {"message": "no model", "status_code": 404}}, "NotFoundError", 404),
+    (
+        "rate_limit_exceeded",
+        {"error": {"code": "rate_limit_exceeded", "message": "x"}},
+        "RateLimitError",
+        429,
+    ),
+    ("insufficient_quota", {"error": {"code": "insufficient_quota", "message": "x"}}, "RateLimitError", 429),
+    ("type-requests", {"error": {"type": "requests", "message": "x"}}, "RateLimitError", 429),
+    ("type-tokens", {"error": {"type": "tokens", "message": "x"}}, "RateLimitError", 429),
+    ("invalid_api_key", {"error": {"code": "invalid_api_key", "message": "x"}}, "AuthenticationError", 401),
+    (
+        "invalid_request_error",
+        {"error": {"type": "invalid_request_error", "message": "x"}},
+        "BadRequestError",
+        400,
+    ),
+    ("server_error", {"error": {"type": "server_error", "message": "x"}}, "InternalServerError", 500),
+    (
+        "overloaded_error",
+        {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}},
+        "InternalServerError",
+        500,
+    ),
+    (
+        "vllm-object-error",
+        {
+            "object": "error",
+            "message": "bad max_tokens",
+            "type": "BadRequestError",
+            "param": None,
+            "code": 400,
+        },
+        "BadRequestError",
+        400,
+    ),
+    (
+        "vllm-object-error-500",
+        {"object": "error", "message": "engine dead", "type": "InternalServerError", "code": 500},
+        "InternalServerError",
+        500,
+    ),
+]
+
+PLAIN_ERRORS = {
+    "message-only": {"error": {"message": "boom"}},
+    "error-string": {"error": "something broke"},
+    "unknown-code": {"error": {"code": "weird_thing", "type": "mystery", "message": "?"}},
+    "numeric-out-of-range": {"error": {"code": 1234, "message": "?"}},
+}
+
+
+@pytest.mark.parametrize(("payload", "cls", "status"), [e[1:] for e in ERRORS], ids=[e[0] for e in ERRORS])
+def test_in_stream_error_payloads_are_typed(payload: Dict[str, Any], cls: str, status: int) -> None:
+    acc = _fed_hello()
+    events = feed(acc, payload)
+    assert events[0].type == "chunk" and events[-1].type == "error"
+    error = events[-1].error
+    assert type(error) is getattr(openai_stream, cls)
+    assert error.status_code == status
+    assert error.body == payload or error.body == {"error": payload.get("error")}
+    assert error.completion.choices[0].message.content == "hello"
+
+
+@pytest.mark.parametrize("payload", list(PLAIN_ERRORS.values()), ids=list(PLAIN_ERRORS))
+def test_unknown_error_payloads_are_plain_api_errors(payload: Dict[str, Any]) -> None:
+    acc = _fed_hello()
+    error: Any = feed(acc, payload)[-1].error
+    assert type(error) is APIError
+    completion: Any = error.completion
+    assert completion.choices[0].message.content == "hello"
+
+
+def test_error_chunk_is_accumulated_before_the_error() -> None:
+    # OpenRouter sends the error on a chunk that also carries usage: nothing received is lost.
+    usage = {"prompt_tokens": 4, "completion_tokens": 2, "total_tokens": 6}
+    acc = _fed_hello()
+    events = feed(acc, chunk(choice(content="!"), error={"code": 502, "message": "upstream"}, usage=usage))
+    assert kinds(events) == ["content.delta", "usage", "error"]
+    error: Any = events[-1].error
+    assert type(error) is openai_stream.InternalServerError and error.status_code == 502
+    completion: Any = error.completion
+    assert completion.choices[0].message.content == "hello!"
+    assert completion.usage.total_tokens == 6
+
+
+def test_null_error_field_is_not_an_error() -> None:
+    acc = ChatCompletionAccumulator()
+    assert kinds(feed(acc, chunk(choice(content="x"), error=None))) == ["content.delta"]

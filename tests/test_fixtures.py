@@ -1,0 +1,444 @@
+"""Every recorded provider stream in tests/fixtures/sse, checked against tests/expected.
+
+The expectations were derived from the raw files by the naive oracle in
+tests/expected/make_expected.py (which never imports openai_stream) and read by
+hand against each file. Each fixture is checked three ways:
+
+(a) the sans-I/O accumulator fed by SSEDecoder gives the expected completion;
+(b) its events obey the stream invariants and match the expected summary;
+(c) the real client over a loopback ReplayServer (chunked and close-delimited,
+    decorator handlers and pull iteration) gives the same completion and events,
+    or raises the expected typed error with the partial completion attached.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Tuple
+
+import pytest
+
+import openai_stream
+from openai_stream import ChatCompletionAccumulator, SSEDecoder
+from openai_stream.events import EVENT_TYPES, ErrorEvent
+from openai_stream.testing import ReplayServer, ScriptedResponse
+
+HERE = Path(__file__).parent
+FIXTURES = HERE / "fixtures" / "sse"
+EXPECTED = HERE / "expected"
+NAMES = sorted(p.stem for p in FIXTURES.glob("*.sse"))
+
+MESSAGE_FIELDS = {
+    "role",
+    "content",
+    "refusal",
+    "reasoning_content",
+    "reasoning",
+    "tool_calls",
+    "function_call",
+}
+CHOICE_FIELDS = {"index", "message", "finish_reason", "logprobs"}
+COMPLETION_FIELDS = {"id", "object", "created", "model", "system_fingerprint", "choices", "usage"}
+DONE_TYPES = {"content.done", "refusal.done", "reasoning.done", "tool_call.done", "done", "completion"}
+
+
+def test_all_fixtures_have_expectations() -> None:
+    assert len(NAMES) >= 42  # the 42 of issue 2, plus recordings added since
+    assert sorted(p.stem for p in EXPECTED.glob("*.json")) == NAMES
+
+
+def expected_for(name: str) -> Dict[str, Any]:
+    data: Dict[str, Any] = json.loads((EXPECTED / f"{name}.json").read_text(encoding="utf-8"))
+    return data
+
+
+# --------------------------------------------------------------------------- helpers
+class Outcome:
+    """What feeding one fixture through SSEDecoder + accumulator produced."""
+
+    def __init__(self) -> None:
+        self.events: List[Any] = []
+        self.error: Optional[BaseException] = None
+        self.interrupted = False
+        self.completion: Any = None
+        self.end_start = 0
+
+
+def run_accumulator(path: Path) -> Outcome:
+    """Mirror the stream's loop: decode, stop at [DONE], raise on error frames and payloads."""
+    out = Outcome()
+    decoder = SSEDecoder()
+    acc = ChatCompletionAccumulator()
+    sse_events = decoder.feed(path.read_bytes())
+    trailing = decoder.end()
+    if trailing is not None:
+        sse_events.append(trailing)
+    done = False
+    for sse in sse_events:
+        if sse.data == "[DONE]":
+            done = True
+            break
+        chunk = json.loads(sse.data)
+        if sse.event == "error":
+            out.error = acc.error_from_payload(chunk)
+            break
+        for event in acc.feed(chunk):
+            if isinstance(event, ErrorEvent):
+                out.error = event.error
+                break
+            out.events.append(event)
+        if out.error is not None:
+            break
+    if out.error is None and not done and not acc.all_choices_finished:
+        out.interrupted = True
+    out.end_start = len(out.events)
+    if out.error is None and not out.interrupted:
+        out.events.extend(acc.end())
+    out.completion = acc.completion()
+    return out
+
+
+def facts(completion: Any) -> Dict[str, Any]:
+    """The completion reduced to the facts the expectation files hold."""
+    data = completion.to_dict()
+    assert data["object"] == "chat.completion"
+    choices = []
+    for choice in data["choices"]:
+        message = choice["message"]
+        reasoning_fields = [f for f in ("reasoning_content", "reasoning") if message.get(f) is not None]
+        assert len(reasoning_fields) <= 1, message
+        reasoning = None
+        if reasoning_fields:
+            reasoning = {"field": reasoning_fields[0], "text": message[reasoning_fields[0]]}
+        calls = []
+        for call in message.get("tool_calls") or []:
+            assert set(call) == {"id", "type", "function"}, call
+            assert set(call["function"]) == {"name", "arguments"}, call
+            calls.append(
+                {
+                    "id": call["id"],
+                    "type": call["type"],
+                    "name": call["function"]["name"],
+                    "arguments": call["function"]["arguments"],
+                }
+            )
+        logprobs = choice.get("logprobs")
+        if logprobs is not None:
+            logprobs = {
+                key: {"tokens": len(value), "text": "".join(t["token"] for t in value)}
+                if isinstance(value, list)
+                else value
+                for key, value in logprobs.items()
+            }
+        choices.append(
+            {
+                "index": choice["index"],
+                "role": message["role"],
+                "finish_reason": choice["finish_reason"],
+                "content": message["content"],
+                "refusal": message.get("refusal"),
+                "reasoning": reasoning,
+                "tool_calls": calls,
+                "logprobs": logprobs,
+                "message_extra": {k: v for k, v in message.items() if k not in MESSAGE_FIELDS},
+                "choice_extra": {k: v for k, v in choice.items() if k not in CHOICE_FIELDS},
+            }
+        )
+    return {
+        "id": data["id"],
+        "model": data["model"],
+        "created": data["created"],
+        "system_fingerprint": data.get("system_fingerprint"),
+        "usage": data["usage"],
+        "extra": {k: v for k, v in data.items() if k not in COMPLETION_FIELDS},
+        "choices": choices,
+    }
+
+
+def check_attribute_access(completion: Any, want: Dict[str, Any]) -> None:
+    """The same facts read the way users read them."""
+    assert completion.id == want["id"]
+    assert completion.model == want["model"]
+    for choice, expected in zip(completion.choices, want["choices"]):
+        assert choice.finish_reason == expected["finish_reason"]
+        assert choice.message.content == expected["content"]
+        for call, expected_call in zip(choice.message.tool_calls or [], expected["tool_calls"]):
+            assert call.id == expected_call["id"]
+            assert call.function.name == expected_call["name"]
+            assert call.function.arguments == expected_call["arguments"]
+    if want["usage"] is not None:
+        assert completion.usage.total_tokens == want["usage"].get("total_tokens")
+
+
+def summarize(events: List[Any], end_start: int) -> Dict[str, Any]:
+    """Counts per event type, and each done-type event as "type choice[/call] @chunk".
+
+    ``@chunk`` is the 1-based number of the chunk whose events it came with;
+    ``@end`` marks the events that end() produced (from ``end_start`` on).
+    """
+    counts: Dict[str, int] = {}
+    sequence = []
+    chunk_no = 0
+    for position, event in enumerate(events):
+        kind = event.type
+        counts[kind] = counts.get(kind, 0) + 1
+        if kind == "chunk":
+            chunk_no += 1
+        if kind in DONE_TYPES:
+            target = "" if kind == "completion" else f" {event.choice_index}"
+            if kind == "tool_call.done":
+                target += f"/{event.index}"
+            where = "end" if position >= end_start else str(chunk_no)
+            sequence.append(f"{kind}{target} @{where}")
+    return {"counts": dict(sorted(counts.items())), "done_sequence": sequence}
+
+
+def norm(event: Any) -> Tuple[Any, ...]:
+    """An event as comparable plain data (buffers replaced by the snapshot they stand for)."""
+    kind = event.type
+    if kind == "chunk":
+        return (kind, json.dumps(event.chunk, sort_keys=True))
+    if kind in ("content.delta", "refusal.delta", "reasoning.delta"):
+        return (kind, event.choice_index, event.delta, event.snapshot)
+    if kind == "tool_call.delta":
+        return (
+            kind,
+            event.choice_index,
+            event.index,
+            event.call_id,
+            event.name,
+            event.arguments_delta,
+            event.arguments_snapshot,
+        )
+    if kind == "completion":
+        return (kind, json.dumps(event.completion.to_dict(), sort_keys=True))
+    if kind == "usage":
+        return (kind, json.dumps(event.usage, sort_keys=True))
+    if kind == "response":
+        return (kind, event.status_code)
+    return (kind, *event)
+
+
+def check_error(error: BaseException, outcome: Dict[str, Any]) -> None:
+    """The typed error the expectation names, with its status code, code and message."""
+    cls = getattr(openai_stream, outcome["class"])
+    assert type(error) is cls, f"{type(error).__name__}: {error}"
+    if outcome["status_code"] is not None:
+        assert error.status_code == outcome["status_code"]  # type: ignore[attr-defined]
+    if outcome["code"] is not None:
+        assert error.code == outcome["code"]  # type: ignore[attr-defined]
+    if outcome["message"]:
+        assert outcome["message"] in str(error)
+
+
+def check_invariants(events: List[Any], want: Dict[str, Any], ended: bool) -> None:
+    """What must hold for every stream, whatever the provider."""
+    assert events and events[0].type == "chunk"
+    finals = {c["index"]: c for c in want["choices"]}
+    texts: Dict[Tuple[str, int], List[str]] = {}
+    args: Dict[Tuple[int, int], List[str]] = {}
+    done_once: Dict[Tuple[Any, ...], int] = {}
+    choice_done: Dict[int, int] = {}
+    first_delta: Dict[Tuple[int, int], int] = {}
+    last_delta: Dict[Tuple[int, int], int] = {}
+    chunk_positions = [p for p, e in enumerate(events) if e.type == "chunk"]
+    for position, event in enumerate(events):
+        kind = event.type
+        if kind in ("chunk", "usage", "completion"):
+            if kind == "completion":
+                assert position == len(events) - 1, "completion must be the last event"
+            continue
+        ci = event.choice_index
+        assert ci in finals, f"{kind} for unknown choice {ci}"
+        assert ci not in choice_done, f"{kind} after choice {ci} was done"
+        final = finals[ci]
+        if kind in ("content.delta", "refusal.delta", "reasoning.delta"):
+            assert event.delta, f"empty {kind}"
+            running = texts.setdefault((kind.split(".")[0], ci), [])
+            running.append(event.delta)
+            assert event.snapshot == "".join(running)
+        elif kind == "tool_call.delta":
+            key = (ci, event.index)
+            assert 0 <= event.index < len(final["tool_calls"])
+            assert ("tool_call.done", ci, event.index) not in done_once, "delta after tool_call.done"
+            call = final["tool_calls"][event.index]
+            running = args.setdefault(key, [])
+            running.append(event.arguments_delta)
+            assert event.arguments_snapshot == "".join(running)
+            assert event.name in (None, call["name"])
+            assert event.call_id in (None, call["id"])
+            first_delta.setdefault(key, position)
+            last_delta[key] = position
+        elif kind in ("content.done", "refusal.done", "reasoning.done"):
+            text_kind = kind.split(".")[0]
+            assert (kind, ci) not in done_once, f"{kind} twice"
+            done_once[(kind, ci)] = position
+            value = getattr(event, text_kind)
+            assert value == "".join(texts.get((text_kind, ci), []))
+            expected = final["reasoning"]["text"] if text_kind == "reasoning" else final[text_kind]
+            assert value == expected
+        elif kind == "tool_call.done":
+            key = (ci, event.index)
+            assert ("tool_call.done", ci, event.index) not in done_once, "tool_call.done twice"
+            done_once[("tool_call.done", ci, event.index)] = position
+            call = final["tool_calls"][event.index]
+            assert event.arguments == "".join(args.get(key, [])) == call["arguments"]
+            assert (event.call_id, event.name) == (call["id"], call["name"])
+            assert key in last_delta and last_delta[key] < position
+        elif kind == "done":
+            assert event.finish_reason == final["finish_reason"]
+            choice_done[ci] = position
+        else:
+            raise AssertionError(f"unexpected event type {kind}")
+    assert sum(e.type == "completion" for e in events) == (1 if ended else 0)
+    if ended:
+        assert set(choice_done) == set(finals), "every choice gets its done event"
+    for ci, final in finals.items():
+        calls = final["tool_calls"]
+        for k in range(len(calls)):
+            assert (ci, k) in first_delta, f"call {k} of choice {ci} never announced"
+        if ci not in choice_done:
+            continue
+        at = choice_done[ci]
+        for text_kind in ("content", "refusal", "reasoning"):
+            if texts.get((text_kind, ci)):
+                assert done_once[(f"{text_kind}.done", ci)] < at
+        for k in range(len(calls)):
+            done_at = done_once[("tool_call.done", ci, k)]
+            # Known complete when the next call starts (same chunk, before its first fragment)
+            # or when the choice finishes (with the choice's own done events).
+            until = first_delta[(ci, k + 1)] if k + 1 < len(calls) else at
+            assert done_at < until
+            assert not any(done_at < p < until for p in chunk_positions), (
+                f"tool_call.done {ci}/{k} not emitted as soon as the call was known complete"
+            )
+    usage_events = [e.usage for e in events if e.type == "usage"]
+    if usage_events:
+        assert usage_events[-1] == want["usage"]
+    else:
+        assert want["usage"] is None
+
+
+# --------------------------------------------------------------------------- (a) and (b)
+@pytest.mark.parametrize("name", NAMES)
+def test_accumulator_final_completion(name: str) -> None:
+    want = expected_for(name)
+    out = run_accumulator(FIXTURES / f"{name}.sse")
+    outcome = want["outcome"]
+    if outcome["kind"] == "ok":
+        assert out.error is None and not out.interrupted
+        assert out.events[-1].type == "completion"
+        completion = out.events[-1].completion
+        assert completion == out.completion
+    elif outcome["class"] == "StreamInterruptedError":
+        assert out.interrupted and out.error is None
+        completion = out.completion
+    else:
+        assert out.error is not None, "the in-stream error was dropped"
+        check_error(out.error, outcome)
+        completion = out.error.completion  # type: ignore[attr-defined]
+        assert completion is not None, "the error must carry the partial completion"
+    assert facts(completion) == want["completion"]
+    check_attribute_access(completion, want["completion"])
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_accumulator_events(name: str) -> None:
+    want = expected_for(name)
+    out = run_accumulator(FIXTURES / f"{name}.sse")
+    check_invariants(out.events, want["completion"], ended=want["outcome"]["kind"] == "ok")
+    assert summarize(out.events, out.end_start) == want["events"]
+
+
+# --------------------------------------------------------------------------- (c)
+def _register_everywhere(stream: Any, seen: List[Any]) -> None:
+    for kind in EVENT_TYPES:
+
+        @stream.on(kind)  # type: ignore[untyped-decorator]
+        def handler(event: Any) -> None:
+            seen.append(event)
+
+
+@pytest.fixture(scope="module")
+def references() -> Dict[str, Outcome]:
+    return {name: run_accumulator(FIXTURES / f"{name}.sse") for name in NAMES}
+
+
+@pytest.mark.parametrize("style", ["until_done", "iterate"])
+@pytest.mark.parametrize("chunked", [True, False], ids=["chunked", "close-delimited"])
+@pytest.mark.parametrize("name", NAMES)
+def test_client_end_to_end(name: str, chunked: bool, style: str, references: Dict[str, Outcome]) -> None:
+    want = expected_for(name)
+    ref = [norm(e) for e in references[name].events]
+    outcome = want["outcome"]
+    response = ScriptedResponse.sse_file(FIXTURES / f"{name}.sse", chunked=chunked)
+    with ReplayServer([response], repeat_last=False) as server:
+        client = openai_stream.Client(base_url=server.base_url, api_key="sk-test", max_retries=0, timeout=10)
+        try:
+            stream = client.chat.completions.stream(
+                model="replay", messages=[{"role": "user", "content": "hi"}]
+            )
+            handled: List[Any] = []
+            pulled: List[Any] = []
+            _register_everywhere(stream, handled)
+            error: Optional[BaseException] = None
+            completion: Any = None
+            try:
+                with stream:
+                    if style == "until_done":
+                        completion = stream.until_done()
+                    else:
+                        for event in stream:
+                            pulled.append(event)
+                        completion = stream.current_completion
+            except openai_stream.OpenAIError as exc:
+                error = exc
+        finally:
+            client.close()
+        assert len(server.requests) == 1
+        assert server.requests[0].json["stream"] is True
+    assert handled[0].type == "response" and handled[0].status_code == 200
+    if style == "iterate":
+        assert [norm(e) for e in pulled] == [norm(e) for e in handled if e.type != "error"]
+    if outcome["kind"] == "ok":
+        assert error is None, repr(error)
+        assert facts(completion) == want["completion"]
+        assert stream.state == "done"
+    else:
+        assert error is not None
+        check_error(error, outcome)
+        assert facts(error.completion) == want["completion"]  # type: ignore[attr-defined]
+        assert handled[-1].type == "error" and handled[-1].error is error
+        handled = handled[:-1]
+    assert [norm(e) for e in handled[1:]] == ref
+
+
+# --------------------------------------------------------------------------- the oracles
+def _oracle_module() -> Any:
+    spec = importlib.util.spec_from_file_location("make_expected", EXPECTED / "make_expected.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def oracle() -> Any:
+    return _oracle_module()
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_expectations_are_the_oracles(name: str, oracle: Any) -> None:
+    """The stored files are what the naive oracle derives (nobody edited one by hand)."""
+    stored = expected_for(name)
+    derived = oracle.run_oracle(FIXTURES / f"{name}.sse")
+    assert {k: v for k, v in stored.items() if k not in ("openai_oracle", "notes")} == derived
+
+
+@pytest.mark.parametrize("name", [n for n in NAMES if expected_for(n)["openai_oracle"] == "agrees"])
+def test_openai_package_agrees(name: str, oracle: Any) -> None:
+    """Where the openai package handles a fixture, it reaches the same completion."""
+    pytest.importorskip("openai")
+    assert oracle.openai_opinion(FIXTURES / f"{name}.sse", expected_for(name)) == "agrees"
