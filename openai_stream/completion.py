@@ -132,7 +132,9 @@ class ChatCompletionMessage(APIObject):
     """The assistant message of a choice.
 
     ``reasoning_content`` or ``reasoning`` holds the model's reasoning, under
-    the field name the provider used.
+    the field name the provider used. ``parsed`` is the content decoded as
+    JSON when the request's ``response_format`` asked for JSON (a plain value,
+    ``None`` when the content is not valid JSON), else ``None``.
     """
 
     role: str
@@ -143,7 +145,9 @@ class ChatCompletionMessage(APIObject):
     reasoning: Optional[str]
     annotations: Optional[List[APIObject]]
     function_call: Optional[Function]
-    _nested = {"tool_calls": ToolCall, "function_call": Function}
+    parsed: Any
+    # ``dict`` keeps ``parsed`` plain JSON (a copy) instead of an APIObject view.
+    _nested = {"tool_calls": ToolCall, "function_call": Function, "parsed": dict}
 
 
 class ChoiceLogprobs(APIObject):

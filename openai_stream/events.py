@@ -3,13 +3,17 @@
 Events are named tuples, so they are cheap to create on the hot path. The
 ``snapshot`` of a delta event is built on first access from the text received
 up to that event, so streams that never read it stay linear in their length.
+Parsed JSON (``parsed_arguments``, ``partial_arguments``, ``parsed``) is
+likewise computed only when a handler reads it.
 """
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Dict, List, Mapping, NamedTuple, Optional, Union
+from functools import cached_property
+from typing import Any, ClassVar, Dict, List, Mapping, NamedTuple, NoReturn, Optional, Union
 
 from .completion import ChatCompletion
+from .parsing import parse_arguments, parse_partial, parse_structured
 
 __all__ = [
     "TextBuffer",
@@ -17,6 +21,7 @@ __all__ = [
     "ChunkEvent",
     "ContentDeltaEvent",
     "ContentDoneEvent",
+    "StructuredContentDoneEvent",
     "RefusalDeltaEvent",
     "RefusalDoneEvent",
     "ReasoningDeltaEvent",
@@ -130,10 +135,38 @@ class _ContentDoneFields(NamedTuple):
 
 
 class ContentDoneEvent(_ContentDoneFields):
-    """A choice's content is complete."""
+    """A choice's content is complete.
+
+    ``parsed`` is the content decoded as JSON when the request asked for it
+    with ``response_format`` (see :class:`StructuredContentDoneEvent`), else ``None``.
+    """
 
     __slots__ = ()
     type: ClassVar[str] = "content.done"
+
+    @property
+    def parsed(self) -> Any:
+        """``None``: the request did not ask for JSON content."""
+        return None
+
+
+class StructuredContentDoneEvent(ContentDoneEvent):
+    """``content.done`` of a request with a ``json_schema`` or ``json_object`` ``response_format``.
+
+    ``parsed`` decodes the content on first access and keeps the result; it
+    raises :class:`~openai_stream.parsing.StructuredOutputError` when the content
+    is not valid JSON (for instance when the answer was cut off by ``length``).
+    """
+
+    # No __slots__: the instance dict only holds the cached ``parsed``.
+
+    @cached_property
+    def parsed(self) -> Any:
+        """The content decoded as JSON."""
+        return parse_structured(self.content)
+
+    def __setattr__(self, name: str, value: Any) -> NoReturn:
+        raise AttributeError(f"{type(self).__name__} is immutable")
 
 
 class _RefusalDoneFields(NamedTuple):
@@ -184,6 +217,16 @@ class ToolCallDeltaEvent(_ToolDeltaFields):
         """The call's arguments up to and including this fragment."""
         return self.buffer.text(self.parts)
 
+    @property
+    def partial_arguments(self) -> Any:
+        """A best-effort parse of ``arguments_snapshot``, computed each time it is read.
+
+        Values complete so far are kept and a string being written is kept as
+        far as it goes; ``None`` until anything is usable. Costs one parse of
+        the snapshot per read (see :func:`~openai_stream.parsing.parse_partial`).
+        """
+        return parse_partial(self.buffer.text(self.parts))
+
     def __repr__(self) -> str:
         return (
             f"ToolCallDeltaEvent(choice_index={self.choice_index}, index={self.index}, "
@@ -200,10 +243,24 @@ class _ToolCallDoneFields(NamedTuple):
 
 
 class ToolCallDoneEvent(_ToolCallDoneFields):
-    """A tool call is complete: the next call of its choice started, or the choice finished."""
+    """A tool call is complete: the next call of its choice started, or the choice finished.
 
-    __slots__ = ()
+    ``parsed_arguments`` decodes ``arguments`` on first access and keeps the
+    result (empty arguments count as ``{}``); it raises
+    :class:`~openai_stream.parsing.ToolArgumentsError`, naming the tool, when
+    they are not valid JSON.
+    """
+
+    # No __slots__: the instance dict only holds the cached ``parsed_arguments``.
     type: ClassVar[str] = "tool_call.done"
+
+    @cached_property
+    def parsed_arguments(self) -> Any:
+        """The arguments decoded from JSON."""
+        return parse_arguments(self.arguments, name=self.name, call_id=self.call_id)
+
+    def __setattr__(self, name: str, value: Any) -> NoReturn:
+        raise AttributeError(f"{type(self).__name__} is immutable")
 
 
 class _UsageFields(NamedTuple):

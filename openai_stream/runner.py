@@ -1,0 +1,385 @@
+"""The tool runner: stream a round, run each tool as soon as its call is complete, send the results back.
+
+``client.chat.completions.run_tools(...)`` returns a :class:`ToolRunner`. Each
+round streams one completion and re-emits its events; every ``tool_call.done``
+of choice 0 starts that tool on a thread pool while later calls still stream.
+When the round ends, the assistant message (as received: tool calls,
+reasoning, unknown fields) and one tool message per call, in call order, are
+appended to :attr:`ToolRunner.messages`, and the next round starts. The run
+ends with the first round that asks for no tool.
+
+All handlers run on the thread that called :meth:`ToolRunner.until_done`,
+``tool.result`` included: a result is reported between two stream events once
+it and every earlier call's result are ready, or after the stream ended.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Callable,
+    ClassVar,
+    Dict,
+    Iterable,
+    List,
+    Mapping,
+    NamedTuple,
+    Optional,
+    Sequence,
+    Union,
+)
+
+from pyee import EventEmitter
+
+from .completion import ChatCompletion
+from .errors import APIUserAbortError, OpenAIError
+from .events import ErrorEvent, ToolCallDoneEvent
+from .parsing import ToolArgumentsError
+from .stream import ChatCompletionStream
+from .tools import Tool, ToolDefinitionError, UnknownToolError, result_text, tool
+
+if TYPE_CHECKING:
+    from .client import Completions
+
+__all__ = [
+    "ToolRunner",
+    "ToolResultEvent",
+    "MessageEvent",
+    "RoundEvent",
+    "MaxRoundsExceededError",
+    "RUNNER_EVENT_TYPES",
+]
+
+RUNNER_EVENT_TYPES = ("tool.result", "message", "round")
+"""Events a :class:`ToolRunner` emits besides every stream event of each round."""
+
+
+class _ToolResultFields(NamedTuple):
+    index: int  # type: ignore[assignment]
+    call_id: str
+    name: Optional[str]
+    arguments: str
+    result: Any
+    exception: Optional[BaseException]
+    seconds: float
+    content: str
+
+
+class ToolResultEvent(_ToolResultFields):
+    """A tool finished (or could not run).
+
+    ``result`` is the function's raw return value; ``exception`` is what went
+    wrong (the tool's own exception, :class:`~openai_stream.ToolArgumentsError`
+    or :class:`~openai_stream.UnknownToolError`), else ``None``. ``content``
+    is the text the model receives; ``seconds`` how long the call took.
+    ``index`` is the call's position in the assistant message.
+    """
+
+    __slots__ = ()
+    type: ClassVar[str] = "tool.result"
+
+
+class _MessageFields(NamedTuple):
+    message: Dict[str, Any]
+
+
+class MessageEvent(_MessageFields):
+    """A message was appended to the conversation (the assistant's, or a tool result)."""
+
+    __slots__ = ()
+    type: ClassVar[str] = "message"
+
+
+class _RoundFields(NamedTuple):
+    number: int
+    completion: ChatCompletion
+
+
+class RoundEvent(_RoundFields):
+    """Round ``number`` (from 1) ended: its assistant and tool messages are in the conversation."""
+
+    __slots__ = ()
+    type: ClassVar[str] = "round"
+
+
+class MaxRoundsExceededError(OpenAIError):
+    """The model still asked for tools when ``max_rounds`` rounds were done.
+
+    ``messages`` holds the conversation so far, last tool results included,
+    ready to send again; ``completion`` is the last round's completion.
+    """
+
+    def __init__(
+        self, message: str, *, messages: List[Dict[str, Any]], completion: ChatCompletion, max_rounds: int
+    ) -> None:
+        super().__init__(message)
+        self.messages = messages
+        self.completion = completion
+        self.max_rounds = max_rounds
+
+
+class _Outcome(NamedTuple):
+    result: Any
+    exception: Optional[BaseException]
+    seconds: float
+    content: str
+
+
+class _Call:
+    __slots__ = ("arguments", "call_id", "future", "index", "name", "reported")
+
+    def __init__(
+        self, index: int, call_id: str, name: Optional[str], arguments: str, future: Future[_Outcome]
+    ) -> None:
+        self.index = index
+        self.call_id = call_id
+        self.name = name
+        self.arguments = arguments
+        self.future = future
+        self.reported = False
+
+
+class ToolRunner(EventEmitter):
+    """Runs a conversation with tools until the model answers without calling one.
+
+    Register handlers like on a stream (``@runner.on("content.delta")``,
+    ``"tool_call.done"``...), plus ``tool.result`` (:class:`ToolResultEvent`),
+    ``message`` (:class:`MessageEvent`) and ``round`` (:class:`RoundEvent`).
+    :meth:`until_done` runs every round and returns the last completion;
+    :attr:`messages` is the whole conversation. Nothing is sent before
+    :meth:`until_done`.
+
+    A tool's failure never stops the run: the model receives a message naming
+    the tool and the problem, so it can correct itself. A handler that raises,
+    a stream error, or reaching ``max_rounds``
+    (:class:`MaxRoundsExceededError`) ends the run with that error.
+    ``parallel_tool_calls=False`` is sent as given and runs tools one at a time.
+    """
+
+    def __init__(
+        self,
+        completions: Completions,
+        *,
+        model: str,
+        messages: Iterable[Mapping[str, Any]],
+        tools: Sequence[Union[Tool[Any, Any], Callable[..., Any]]],
+        max_rounds: int = 10,
+        max_workers: Optional[int] = None,
+        **params: Any,
+    ) -> None:
+        super().__init__()
+        if max_rounds < 1:
+            raise ValueError("max_rounds must be 1 or more")
+        if params.get("n") not in (None, 1):
+            raise OpenAIError("run_tools continues one conversation; n must be 1")
+        self._completions = completions
+        self._model = model
+        self._params = params
+        self._max_rounds = max_rounds
+        self._tools: Dict[str, Tool[Any, Any]] = {}
+        for item in tools:
+            as_tool = item if isinstance(item, Tool) else tool(item)
+            if as_tool.name in self._tools:
+                raise ToolDefinitionError(
+                    f"two tools are named {as_tool.name!r}; give one another name with tool(fn, name=...)"
+                )
+            self._tools[as_tool.name] = as_tool
+        self._definitions = [t.definition for t in self._tools.values()]
+        self._workers = 1 if params.get("parallel_tool_calls") is False else max_workers
+        self.messages: List[Dict[str, Any]] = [dict(m) for m in messages]
+        """The whole conversation: the messages given, then each round's assistant and tool messages."""
+        self.completions: List[ChatCompletion] = []
+        """Each round's completion, in order."""
+        self._completion: Optional[ChatCompletion] = None
+        self._error: Optional[BaseException] = None
+        self._started = False
+        self._closed = False
+        self._start_lock = threading.Lock()
+        self._stream: Optional[ChatCompletionStream] = None
+
+    def __repr__(self) -> str:
+        return f"<ToolRunner model={self._model!r} tools={list(self._tools)} rounds={len(self.completions)}>"
+
+    @property
+    def tools(self) -> Dict[str, Tool[Any, Any]]:
+        """The tools by name."""
+        return dict(self._tools)
+
+    def until_done(self) -> ChatCompletion:
+        """Run every round and return the last completion (the one without tool calls).
+
+        Raises :class:`MaxRoundsExceededError` when the model still calls tools
+        after ``max_rounds`` rounds, and any error of a stream or a handler.
+        Calling it again returns the same completion, or raises the same error.
+        """
+        if self._completion is not None:
+            return self._completion
+        if self._error is not None:
+            raise self._error
+        with self._start_lock:
+            if self._started:
+                raise OpenAIError("this runner is already running on another thread")
+            self._started = True
+        executor = ThreadPoolExecutor(self._workers, thread_name_prefix="openai_stream-tool")
+        try:
+            for number in range(1, self._max_rounds + 1):
+                completion, called = self._round(number, executor)
+                if not called:
+                    self._completion = completion
+                    return completion
+            raise MaxRoundsExceededError(
+                f"the model still called tools after {self._max_rounds} rounds (max_rounds="
+                f"{self._max_rounds}); error.messages holds the conversation so far: raise max_rounds, "
+                "or check what the tools answered",
+                messages=[dict(m) for m in self.messages],
+                completion=completion,
+                max_rounds=self._max_rounds,
+            )
+        except BaseException as exc:
+            self._error = exc
+            if isinstance(exc, Exception) and "error" in self._events:
+                self.emit("error", ErrorEvent(exc))
+            raise
+        finally:
+            # Tools still running after a failure are left to finish on their own; none is waited for.
+            executor.shutdown(wait=False, cancel_futures=True)
+
+    def close(self) -> None:
+        """Stop after the current stream: it is closed, and no further round starts. Any thread."""
+        self._closed = True
+        stream = self._stream
+        if stream is not None:
+            stream.close()
+
+    def __enter__(self) -> ToolRunner:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _round(self, number: int, executor: ThreadPoolExecutor) -> tuple[ChatCompletion, bool]:
+        if self._closed:
+            raise APIUserAbortError("the runner was closed before it finished; see runner.messages")
+        extra: Dict[str, Any] = {"tools": self._definitions} if self._definitions else {}
+        stream = self._completions.stream(model=self._model, messages=self.messages, **extra, **self._params)
+        self._stream = stream
+        if self._closed:
+            stream.close()
+        started: List[_Call] = []
+        cursor = 0
+        listeners = self._events  # membership tests without the lock, as the stream does
+        try:
+            with stream:
+                for event in stream:
+                    kind = event.type
+                    if isinstance(event, ToolCallDoneEvent) and not event.choice_index:
+                        started.append(self._start(event, number, executor))
+                    if kind in listeners:
+                        self.emit(kind, event)
+                    while cursor < len(started) and started[cursor].future.done():
+                        self._report(started[cursor])
+                        cursor += 1
+                completion = stream.until_done()
+        finally:
+            self._stream = None
+        self.completions.append(completion)
+        message = _assistant_message(completion, number)
+        self._append(message)
+        calls = message.get("tool_calls") or []
+        by_index = {call.index: call for call in started}
+        for position, sent in enumerate(calls):
+            call = by_index.get(position)
+            if call is None:  # a call without tool_call.done: not expected, but never left unanswered
+                function = sent.get("function") or {}
+                event = ToolCallDoneEvent(
+                    0, position, sent["id"], function.get("name"), function.get("arguments") or ""
+                )
+                call = self._start(event, number, executor)
+            outcome = self._report(call)
+            self._append({"role": "tool", "tool_call_id": call.call_id, "content": outcome.content})
+        if "round" in listeners:
+            self.emit("round", RoundEvent(number, completion))
+        return completion, bool(calls)
+
+    def _start(self, event: ToolCallDoneEvent, number: int, executor: ThreadPoolExecutor) -> _Call:
+        call_id = event.call_id or _call_id(number, event.index)
+        future = executor.submit(_execute, self._tools, event.name, event.arguments, call_id)
+        return _Call(event.index, call_id, event.name, event.arguments, future)
+
+    def _report(self, call: _Call) -> _Outcome:
+        """Wait for the call's outcome and emit its ``tool.result`` once."""
+        outcome = call.future.result()
+        if not call.reported:
+            call.reported = True
+            if "tool.result" in self._events:
+                self.emit(
+                    "tool.result",
+                    ToolResultEvent(
+                        call.index,
+                        call.call_id,
+                        call.name,
+                        call.arguments,
+                        outcome.result,
+                        outcome.exception,
+                        outcome.seconds,
+                        outcome.content,
+                    ),
+                )
+        return outcome
+
+    def _append(self, message: Dict[str, Any]) -> None:
+        self.messages.append(message)
+        if "message" in self._events:
+            self.emit("message", MessageEvent(message))
+
+
+def _call_id(number: int, index: int) -> str:
+    """An id for a call the provider sent without one, the same in the assistant and tool messages."""
+    return f"call_{number}_{index}"
+
+
+def _assistant_message(completion: ChatCompletion, number: int) -> Dict[str, Any]:
+    """Choice 0's message as received (tool calls, reasoning, unknown fields), minus our ``parsed``."""
+    if not completion.choices:
+        return {"role": "assistant", "content": None}
+    message = completion.choices[0].message.to_dict()
+    message.pop("parsed", None)
+    message["role"] = message.get("role") or "assistant"
+    for position, call in enumerate(message.get("tool_calls") or []):
+        if not call.get("id"):
+            call["id"] = _call_id(number, position)
+    return message
+
+
+def _execute(
+    tools: Mapping[str, Tool[Any, Any]], name: Optional[str], arguments: str, call_id: str
+) -> _Outcome:
+    """Run one call on a worker thread; every failure becomes the text the model sees."""
+    start = time.perf_counter()
+    found = tools.get(name or "")
+    if found is None:
+        unknown = UnknownToolError(
+            f"there is no tool named {name!r}; the available tools are: {', '.join(tools) or 'none'}",
+            name=name,
+        )
+        return _Outcome(None, unknown, time.perf_counter() - start, f"Error: {unknown}.")
+    try:
+        kwargs = found.parse_arguments(arguments, call_id=call_id)
+    except ToolArgumentsError as exc:
+        content = f"Error: {exc}. Call the tool again with arguments that match its parameters."
+        return _Outcome(None, exc, time.perf_counter() - start, content)
+    try:
+        result = found.function(**kwargs)
+    except Exception as exc:
+        content = f"Error: tool {name!r} raised {type(exc).__name__}: {exc}"
+        return _Outcome(None, exc, time.perf_counter() - start, content)
+    seconds = time.perf_counter() - start
+    try:
+        return _Outcome(result, None, seconds, result_text(result))
+    except (TypeError, ValueError) as exc:
+        content = f"Error: tool {name!r} returned a value that cannot be sent as JSON ({exc})"
+        return _Outcome(result, exc, seconds, content)
