@@ -45,8 +45,11 @@ from .errors import (
     UnprocessableEntityError,
 )
 from .events import EVENT_TYPES
+from .parsing import StructuredOutputError, ToolArgumentsError
+from .runner import MaxRoundsExceededError, ToolRunner
 from .sse import ServerSentEvent, SSEDecoder
 from .stream import ChatCompletionStream
+from .tools import Tool, ToolDefinitionError, UnknownToolError, tool
 from .transport import Timeout
 
 __all__ = [
@@ -84,4 +87,12 @@ __all__ = [
     "APIUserAbortError",
     "EventTooLargeError",
     "InvalidStreamDataError",
+    "tool",
+    "Tool",
+    "ToolRunner",
+    "ToolDefinitionError",
+    "ToolArgumentsError",
+    "UnknownToolError",
+    "MaxRoundsExceededError",
+    "StructuredOutputError",
 ]

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any, Dict, Iterable, Mapping, Optional
+from typing import TYPE_CHECKING, Any, Dict, Iterable, Mapping, Optional, Sequence
 
 from .completion import ChatCompletion
 from .errors import APIConnectionError, InvalidStreamDataError, OpenAIError
 from .sse import DEFAULT_MAX_EVENT_BYTES
 from .stream import ChatCompletionStream
 from .transport import DEFAULT_TIMEOUT, TimeoutTypes, Transport, as_timeout, iter_body
+
+if TYPE_CHECKING:
+    from .runner import ToolRunner
 
 __all__ = ["Client", "Chat", "Completions"]
 
@@ -78,12 +81,15 @@ class Completions:
         max_retries: Optional[int] = None,
         extra_headers: Optional[Mapping[str, str]] = None,
         max_event_bytes: Optional[int] = None,
+        idle_timeout: Optional[float] = None,
         **params: Any,
     ) -> ChatCompletionStream:
         """Prepare a streamed completion. Nothing is sent until the stream is consumed.
 
         Every keyword other than the ones named here is sent in the request body
         unchanged (``tools``, ``n``, ``stream_options``, provider extras...).
+        ``timeout``, ``max_retries`` and ``idle_timeout`` override the client's
+        for this request (``idle_timeout=float("inf")`` lifts the client's limit).
         """
         body: Dict[str, Any] = {"model": model, "messages": list(messages), **params}
         body["stream"] = True
@@ -95,7 +101,28 @@ class Completions:
             max_retries=max_retries,
             extra_headers=extra_headers,
             max_event_bytes=max_event_bytes or client.max_event_bytes,
+            idle_timeout=idle_timeout if idle_timeout is not None else client.idle_timeout,
         )
+
+    def run_tools(
+        self,
+        *,
+        model: str,
+        messages: Iterable[Mapping[str, Any]],
+        tools: Sequence[Any],
+        max_rounds: int = 10,
+        **params: Any,
+    ) -> ToolRunner:
+        """Prepare a conversation that runs ``tools`` (``@openai_stream.tool`` functions) until done.
+
+        Returns a :class:`~openai_stream.runner.ToolRunner`; nothing is sent
+        before its ``until_done()``. Other keywords go to each round's
+        :meth:`stream` call (request parameters, ``timeout``...), except
+        ``max_workers``, the size of the tool thread pool.
+        """
+        from .runner import ToolRunner
+
+        return ToolRunner(self, model=model, messages=messages, tools=tools, max_rounds=max_rounds, **params)
 
 
 class Chat:
@@ -111,8 +138,18 @@ class Client:
     ``api_key`` falls back to ``OPENAI_API_KEY`` and may stay unset for local
     servers; ``base_url`` falls back to ``OPENAI_BASE_URL``, then the OpenAI API.
     ``timeout`` is seconds or :class:`~openai_stream.Timeout`; ``max_retries``
-    is how often a request is retried before its body starts. The client keeps
-    one pooled HTTP session; close it with :meth:`close` or a ``with`` block.
+    is how often a request is retried before its body starts.
+
+    ``idle_timeout`` is the longest silence allowed between two data events of
+    a stream (and before the response headers); keep-alive comments do not
+    reset it, so a proxy that pings forever cannot hang a caller. It raises
+    :class:`~openai_stream.APITimeoutError` with the partial completion.
+
+    The client keeps one pooled HTTP session, safe to share between threads:
+    up to ``max_connections`` idle connections are kept for reuse; a thread
+    beyond that opens its own connection rather than wait for one. Close the
+    client with :meth:`close` or a ``with`` block to release every pooled
+    connection.
     """
 
     def __init__(
@@ -125,6 +162,7 @@ class Client:
         *,
         max_connections: int = 64,
         max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
+        idle_timeout: Optional[float] = None,
     ) -> None:
         if api_key is None:
             api_key = os.environ.get("OPENAI_API_KEY") or None
@@ -136,10 +174,16 @@ class Client:
             )
         if max_retries < 0:
             raise ValueError("max_retries must be 0 or more")
+        if max_connections < 1:
+            raise ValueError("max_connections must be 1 or more")
+        if idle_timeout is not None and not idle_timeout > 0:
+            raise ValueError("idle_timeout must be a number of seconds above 0 (or None for no limit)")
         self.base_url = base_url.rstrip("/")
         self.timeout = as_timeout(timeout)
         self.max_retries = max_retries
         self.max_event_bytes = max_event_bytes
+        self.idle_timeout = idle_timeout
+        self.max_connections = max_connections
         self._transport = Transport(
             base_url=self.base_url,
             api_key=api_key,
@@ -154,7 +198,11 @@ class Client:
         return f"<openai_stream.Client base_url={self.base_url!r}>"
 
     def close(self) -> None:
-        """Release every pooled connection. Streams still running are not stopped."""
+        """Release every pooled connection.
+
+        Streams still running are not stopped; each closes its own connection
+        when it ends (close them first to stop them).
+        """
         self._transport.close()
 
     def __enter__(self) -> Client:

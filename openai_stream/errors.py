@@ -6,6 +6,8 @@ completion assembled from everything received before the failure.
 
 from __future__ import annotations
 
+import html
+import re
 from typing import TYPE_CHECKING, Any, Mapping, Optional
 
 if TYPE_CHECKING:
@@ -210,6 +212,8 @@ def _error_fields(body: Any) -> dict[str, Any]:
     if not isinstance(error, Mapping):
         return {"message": None, "code": None, "type": None, "param": None}
     message = error.get("message")
+    if message is None and error is body and isinstance(body.get("detail"), (str, list)):
+        message = _shorten(str(body["detail"]))  # FastAPI-style servers (vLLM, TGI)
     return {
         "message": message if isinstance(message, str) else None,
         "code": error.get("code"),
@@ -230,7 +234,7 @@ def error_for_status(
     fields = _error_fields(body)
     detail = fields["message"]
     if detail is None and isinstance(body, str):
-        detail = _shorten(body)
+        detail = _shorten(_html_text(body) if _HTML.match(body) else body)
     message = f"HTTP {status_code}: {detail or 'no error message'} ({_hint(status_code)})"
     if request_id:
         message += f" [request id {request_id}]"
@@ -307,6 +311,15 @@ def _as_status(value: Any) -> Optional[int]:
     if isinstance(value, str) and value.isdigit() and 100 <= int(value) <= 599:
         return int(value)
     return None
+
+
+_HTML = re.compile(r"\s*<(!doctype|html|head|body|title|h1|center)\b", re.IGNORECASE)
+_TAG = re.compile(r"<(script|style)\b.*?</\1\s*>|<[^>]*>", re.IGNORECASE | re.DOTALL)
+
+
+def _html_text(page: str) -> str:
+    """The visible text of an HTML error page (gateways and proxies send these)."""
+    return html.unescape(_TAG.sub(" ", page[:65536]))
 
 
 def _shorten(text: str, limit: int = 200) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import List, NamedTuple, Optional
 
-from .errors import EventTooLargeError, InvalidStreamDataError
+from .errors import APIError, EventTooLargeError, InvalidStreamDataError
 
 __all__ = ["ServerSentEvent", "SSEDecoder", "DEFAULT_MAX_EVENT_BYTES"]
 
@@ -35,6 +35,11 @@ class SSEDecoder:
     :meth:`end` is called once at the end of the body and returns the event
     whose lines all arrived but whose closing blank line did not (the caller
     decides whether such a trailing event is whole).
+
+    A bad line (too large, not UTF-8) raises. When the same read completed
+    good events before it, :meth:`feed` returns those first and keeps the
+    error for :meth:`raise_pending` (or the next call), so nothing received is
+    lost and the error still comes before any later event.
     """
 
     def __init__(self, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> None:
@@ -49,9 +54,19 @@ class SSEDecoder:
         self._data: List[bytes] = []
         self._event_type = ""
         self._event_size = 0
+        self._error: Optional[APIError] = None
+
+    def raise_pending(self) -> None:
+        """Raise the error kept back by the last :meth:`feed`, if any."""
+        error, self._error = self._error, None
+        if error is not None:
+            raise error
 
     def feed(self, data: bytes) -> List[ServerSentEvent]:
         """Take the next bytes of the body; return the events they complete."""
+        self.raise_pending()
+        if not data:
+            return []
         if self._skip_lf:
             self._skip_lf = False
             if data[:1] == b"\n":
@@ -77,16 +92,23 @@ class SSEDecoder:
             self._pending.append(rest)
             self._pending_size = len(rest)
         events: List[ServerSentEvent] = []
-        for line in lines:
-            self._line(line, events)
-        if rest:
-            self._check_size(self._event_size + self._pending_size)
+        try:
+            for line in lines:
+                self._line(line, events)
+            if rest:
+                self._check_size(self._event_size + self._pending_size)
+        except (EventTooLargeError, InvalidStreamDataError) as exc:
+            if not events:
+                raise
+            self._error = exc  # the rest of this read is dropped: the stream is broken here
+            self._reset()
         return events
 
     def end(self) -> Optional[ServerSentEvent]:
         """The end of the body: the event left without its closing blank line, if any."""
+        self.raise_pending()
         if self._pending:
-            line = b"".join(self._pending)
+            line = _mark_cut_character(b"".join(self._pending))
             self._pending.clear()
             self._pending_size = 0
             events: List[ServerSentEvent] = []
@@ -142,12 +164,31 @@ class SSEDecoder:
 
     def _check_size(self, size: int) -> None:
         if size > self.max_event_bytes:
-            self._pending.clear()
-            self._data = []
+            self._reset()
             raise EventTooLargeError(
                 f"one server-sent event exceeded {self.max_event_bytes} bytes; "
                 "raise max_event_bytes if the server really sends events this large"
             )
+
+    def _reset(self) -> None:
+        self._pending.clear()
+        self._pending_size = 0
+        self._data = []
+        self._event_size = 0
+
+
+def _mark_cut_character(line: bytes) -> bytes:
+    """A line the body ended in: a character cut short becomes U+FFFD, so the line reads as
+    unfinished rather than as invalid UTF-8."""
+    start = len(line) - 1
+    while start >= 0 and len(line) - start < 4 and 0x80 <= line[start] < 0xC0:
+        start -= 1
+    if start < 0 or line[start] < 0xC0:
+        return line
+    needed = 2 if line[start] < 0xE0 else 3 if line[start] < 0xF0 else 4
+    if len(line) - start >= needed:
+        return line
+    return line[:start] + "\ufffd".encode()
 
 
 def _decode(raw: bytes, field: str) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime
 import email.utils
+import http.client
 import json
 import logging
 import random
@@ -17,13 +18,15 @@ from urllib.parse import urlsplit
 
 import requests
 import urllib3.exceptions
-from requests.adapters import HTTPAdapter
 
+from ._sockets import StreamAdapter
+from ._sockets import sleep as _cancellable_sleep
 from ._version import __version__
 from .errors import (
     APIConnectionError,
     APIError,
     APITimeoutError,
+    OpenAIError,
     StreamInterruptedError,
     error_for_status,
 )
@@ -37,6 +40,17 @@ INITIAL_BACKOFF = 0.5
 MAX_BACKOFF = 8.0
 READ_SIZE = 65536
 MAX_ERROR_BODY = 1024 * 1024
+REDACTED = "<redacted API key>"
+# Headers that carry credentials: dropped when a redirect leaves the original host.
+_CREDENTIAL_HEADERS = ("Authorization", "api-key", "x-api-key")
+# Failures to build the request: retrying cannot help.
+_REQUEST_BUILD_ERRORS = (
+    requests.exceptions.InvalidJSONError,
+    requests.exceptions.InvalidURL,
+    requests.exceptions.MissingSchema,
+    requests.exceptions.InvalidSchema,
+)
+_sleep = _cancellable_sleep  # module-level so tests can record waits; a stream's close() cuts it short
 
 
 class Timeout:
@@ -105,8 +119,10 @@ class Transport:
         self.timeout = as_timeout(timeout)
         self.max_retries = max_retries
         self.default_headers = dict(default_headers or {})
-        self.session = requests.Session()
-        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=max_connections)
+        self.session: requests.Session = _Session()
+        # pool_block=False: a thread beyond max_connections opens an extra connection instead of
+        # waiting; close() on a stream can reach the connections of this adapter (see _sockets).
+        adapter = StreamAdapter(pool_connections=4, pool_maxsize=max_connections, pool_block=False)
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
 
@@ -143,12 +159,27 @@ class Transport:
         retries = self.max_retries if max_retries is None else max_retries
         limits = (as_timeout(timeout) if timeout is not None else self.timeout).as_requests()
         headers = self.headers(stream, extra_headers)
+        for name, value in headers.items():
+            if isinstance(value, str) and ("\r" in value or "\n" in value):  # older requests let it pass
+                raise OpenAIError(
+                    f"the {name} header contains a line break; check the API key and any extra "
+                    "headers for a stray newline"
+                )
         attempt = 0
         while True:
             try:
-                response = self.session.post(
-                    url, json=body, headers=headers, stream=True, timeout=limits
-                )
+                response = self.session.post(url, json=body, headers=headers, stream=True, timeout=limits)
+            except requests.exceptions.InvalidHeader:
+                # requests quotes the offending value, which may be the API key: never repeat it.
+                raise OpenAIError(
+                    "the request could not be sent: a header value has leading or trailing "
+                    "whitespace or a line break; check the API key and any extra headers"
+                ) from None
+            except _REQUEST_BUILD_ERRORS as exc:
+                raise OpenAIError(
+                    f"the request could not be sent ({self.redact(str(exc))}); "
+                    "check the parameters, headers and base_url"
+                ) from None
             except requests.RequestException as exc:
                 error = self._connection_error(exc, url)
                 if attempt >= retries:
@@ -171,20 +202,28 @@ class Transport:
                     retries - attempt,
                 )
                 response.close()
-            time.sleep(wait)
+            _sleep(wait)
             attempt += 1
 
     def _connection_error(self, exc: requests.RequestException, url: str) -> APIConnectionError:
         host = urlsplit(url).netloc
         if isinstance(exc, requests.Timeout):
             return APITimeoutError(
-                f"timed out talking to {host} ({type(exc).__name__}); "
-                "check the network or raise the timeout"
+                f"timed out talking to {host} ({type(exc).__name__}); check the network or raise the timeout"
             )
         return APIConnectionError(
-            f"could not connect to {host} ({_root_cause(exc)}); "
+            f"could not connect to {host} ({self.redact(_root_cause(exc))}); "
             "check base_url, the network and any proxy"
         )
+
+    def redact(self, text: str) -> str:
+        """``text`` with the API key replaced, for servers and libraries that echo it."""
+        key = self._api_key
+        if key:
+            for variant in {key, key.strip()}:
+                if len(variant) >= 4:
+                    text = text.replace(variant, REDACTED)
+        return text
 
     def _status_error(self, response: requests.Response, request_id: Optional[str]) -> APIError:
         try:
@@ -193,19 +232,29 @@ class Transport:
             raw = b""
         finally:
             response.close()
-        text = raw.decode("utf-8", "replace")
+        text = self.redact(raw.decode("utf-8", "replace"))
         body: Any = text
         try:
             body = json.loads(text)
         except ValueError:
             pass
-        return error_for_status(
-            response.status_code, body, headers=response.headers, request_id=request_id
-        )
+        return error_for_status(response.status_code, body, headers=response.headers, request_id=request_id)
 
     def close(self) -> None:
         """Close every pooled connection."""
         self.session.close()
+
+
+class _Session(requests.Session):
+    """A session that drops every credential header, not only ``Authorization``, on a cross-host redirect."""
+
+    def rebuild_auth(self, prepared_request: requests.PreparedRequest, response: requests.Response) -> None:
+        previous = response.request.url if response.request is not None else None
+        strip = self.should_strip_auth(previous or "", prepared_request.url or "")  # type: ignore[no-untyped-call]
+        if previous is not None and strip:
+            for name in _CREDENTIAL_HEADERS:
+                prepared_request.headers.pop(name, None)
+        super().rebuild_auth(prepared_request, response)  # type: ignore[no-untyped-call]
 
 
 def iter_body(response: requests.Response) -> Iterator[bytes]:
@@ -234,8 +283,7 @@ def iter_body(response: requests.Response) -> Iterator[bytes]:
         ) from exc
     except (urllib3.exceptions.HTTPError, requests.RequestException, OSError, ValueError) as exc:
         raise StreamInterruptedError(
-            f"the connection broke while the stream was being read ({_root_cause(exc)}); "
-            "retry the request"
+            f"the connection broke while the stream was being read ({_body_failure(exc)}); retry the request"
         ) from exc
 
 
@@ -285,6 +333,19 @@ def backoff(attempt: int) -> float:
     """Exponential backoff from 0.5 s doubling to 8 s, less up to 25% jitter."""
     base = min(INITIAL_BACKOFF * (2.0**attempt), MAX_BACKOFF)
     return base * (1.0 - 0.25 * random.random())
+
+
+def _body_failure(exc: BaseException) -> str:
+    seen: Optional[BaseException] = exc
+    for _ in range(20):  # chains are short; the bound guards against a cycle
+        if seen is None:
+            break
+        if isinstance(seen, ConnectionResetError):
+            return "the connection was reset"
+        if isinstance(seen, http.client.IncompleteRead):
+            return "the server closed the connection in the middle of the body"
+        seen = seen.__cause__ or seen.__context__
+    return _root_cause(exc)
 
 
 def _root_cause(exc: BaseException) -> str:

@@ -1,0 +1,287 @@
+"""Socket-level control of one streamed request, for :class:`~openai_stream.stream.ChatCompletionStream`.
+
+A blocking socket read cannot be interrupted from another thread by closing the
+response: the socket itself has to be shut down. Two helpers do that:
+
+- :class:`CancelScope` reaches the connection of a request that is still being
+  sent or waiting for its response headers. The stream binds a scope to its
+  thread around the request; the connections made by :class:`StreamAdapter`
+  report to the bound scope, so ``cancel()`` on any thread can shut their
+  socket down, and a scope cancelled earlier stops the next attempt before it
+  is sent. :func:`sleep` lets a cancel cut a retry backoff short.
+- :class:`BodyControl` owns a streaming response once its headers arrived:
+  ``abort()`` unblocks a reader stuck in a read, ``set_timeout()`` bounds the
+  next read, and ``finish()`` hands the connection back to the pool only when
+  the body was read to its end (a stream stopped early discards it).
+
+Hand-overs to the pool happen only in ``finish()``, under the same lock as
+``abort()``, so a late ``close()`` can never shut down a connection that
+another request has taken from the pool.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from typing import Any, Optional
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+
+from .errors import APIUserAbortError
+
+__all__ = ["CancelScope", "BodyControl", "StreamAdapter", "bound", "sleep"]
+
+_local = threading.local()
+
+
+def _aborted() -> APIUserAbortError:
+    return APIUserAbortError("the stream was closed before its response arrived; nothing was received")
+
+
+class CancelScope:
+    """Cancellation of one request before its response headers arrive, from any thread."""
+
+    __slots__ = ("_conn", "_event", "_lock", "cancelled")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._event = threading.Event()
+        self._conn: Optional[HTTPConnection] = None
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        """Stop the request: refuse new attempts, end backoff waits, shut the socket in use down."""
+        with self._lock:
+            self.cancelled = True
+            self._event.set()
+            conn, self._conn = self._conn, None
+            if conn is not None:
+                sock = getattr(conn, "sock", None)
+                if sock is not None:
+                    _shutdown(sock, socket.SHUT_RDWR)
+
+    def wait(self, seconds: float) -> bool:
+        """Sleep up to ``seconds``; True as soon as the scope is cancelled."""
+        return self._event.wait(seconds)
+
+    def attach(self, conn: HTTPConnection) -> None:
+        """``conn`` now carries this scope's request (raises if the scope was cancelled)."""
+        with self._lock:
+            if self.cancelled:
+                raise _aborted()
+            self._conn = conn
+
+    def check(self) -> None:
+        """Raise if cancelled (a connect that finished after the cancel)."""
+        with self._lock:
+            if self.cancelled:
+                raise _aborted()
+
+    def detach(self, conn: HTTPConnection) -> None:
+        """The response headers arrived (or the attempt failed): ``conn`` is no longer ours to shut."""
+        with self._lock:
+            if self._conn is conn:
+                self._conn = None
+
+
+class bound:
+    """``with bound(scope):`` makes ``scope`` the current thread's scope for the requests made inside."""
+
+    def __init__(self, scope: CancelScope) -> None:
+        self._scope = scope
+        self._previous: Optional[CancelScope] = None
+
+    def __enter__(self) -> CancelScope:
+        self._previous = getattr(_local, "scope", None)
+        _local.scope = self._scope
+        return self._scope
+
+    def __exit__(self, *exc_info: object) -> None:
+        _local.scope = self._previous
+
+
+def _current() -> Optional[CancelScope]:
+    return getattr(_local, "scope", None)
+
+
+def sleep(seconds: float) -> None:
+    """``time.sleep`` that a cancel of the current thread's scope cuts short with APIUserAbortError."""
+    scope = _current()
+    if scope is None:
+        time.sleep(seconds)
+    elif scope.wait(seconds):
+        raise _aborted()
+
+
+class _Tracked:
+    """Mixin: a connection that reports to the current thread's :class:`CancelScope`."""
+
+    def connect(self) -> None:
+        scope = _current()
+        if scope is not None:
+            scope.attach(self)  # type: ignore[arg-type]
+        super().connect()  # type: ignore[misc]
+        if scope is not None:
+            scope.check()
+
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        scope = _current()
+        if scope is not None:
+            scope.attach(self)  # type: ignore[arg-type]
+        super().request(*args, **kwargs)  # type: ignore[misc]
+
+    def getresponse(self) -> Any:
+        try:
+            return super().getresponse()  # type: ignore[misc]
+        finally:
+            scope = _current()
+            if scope is not None:
+                scope.detach(self)  # type: ignore[arg-type]
+
+
+class _TrackedHTTPConnection(_Tracked, HTTPConnection):
+    pass
+
+
+class _TrackedHTTPSConnection(_Tracked, HTTPSConnection):
+    pass
+
+
+class _HTTPPool(HTTPConnectionPool):
+    ConnectionCls = _TrackedHTTPConnection
+
+
+class _HTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _TrackedHTTPSConnection
+
+
+_POOLS = {"http": _HTTPPool, "https": _HTTPSPool}
+
+
+class StreamAdapter(HTTPAdapter):
+    """A requests adapter whose connections a :class:`CancelScope` can reach (HTTP, HTTPS, HTTP proxies)."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = _POOLS
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
+        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        if manager.pool_classes_by_scheme.get("http") is HTTPConnectionPool:  # not SOCKS
+            manager.pool_classes_by_scheme = _POOLS
+        return manager
+
+    def close(self) -> None:
+        """Close every idle pooled connection now; ones in use close when their stream ends.
+
+        urllib3 2's ``PoolManager.clear()`` only forgets its pools, so their
+        sockets would stay open for as long as anything (a finished stream's
+        response, say) still refers to a pool.
+        """
+        for manager in [self.poolmanager, *self.proxy_manager.values()]:
+            pools = manager.pools
+            for key in pools.keys():  # noqa: SIM118 - keys() copies under the container's lock
+                pool = pools.get(key)
+                if pool is not None:
+                    pool.close()
+        super().close()
+
+
+def _shutdown(sock: Any, how: int) -> None:
+    try:
+        sock.shutdown(how)
+    except OSError:  # not connected any more, or already closed
+        pass
+
+
+def _socket_of(raw: Any) -> Any:
+    """The socket under a urllib3 response (the connection's, or the file's for close-delimited bodies)."""
+    conn = getattr(raw, "connection", None)
+    sock = getattr(conn, "sock", None)
+    if sock is not None:
+        return sock
+    fp = getattr(getattr(getattr(raw, "_fp", None), "fp", None), "raw", None)
+    return getattr(fp, "_sock", None)
+
+
+class BodyControl:
+    """One streaming response: unblock its reader from any thread, bound its reads, reuse its connection."""
+
+    __slots__ = ("_finished", "_lock", "_pool", "_response", "_sock", "read_timeout")
+
+    def __init__(self, response: requests.Response, read_timeout: Optional[float]) -> None:
+        raw = response.raw
+        self._response = response
+        self._lock = threading.Lock()
+        self._finished = False
+        self.read_timeout = read_timeout
+        self._sock = _socket_of(raw)
+        self._pool = getattr(raw, "_pool", None)
+        if self._pool is not None:
+            raw._pool = None  # urllib3 must not hand the connection back before finish() says so
+
+    def abort(self) -> None:
+        """Unblock a read in progress on another thread (the reader sees an error or the end)."""
+        with self._lock:
+            if self._finished:
+                return
+            try:
+                self._response.raw.shutdown()
+            except Exception:  # urllib3 < 2.3, or no socket shutdown recorded: use the socket itself
+                if self._sock is not None:
+                    _shutdown(self._sock, socket.SHUT_RD)
+
+    def set_timeout(self, seconds: Optional[float]) -> None:
+        """Bound the next socket reads to ``seconds`` (None: no limit)."""
+        if self._sock is not None:
+            try:
+                self._sock.settimeout(seconds)
+            except OSError:  # closed meanwhile
+                pass
+
+    def read_end(self, grace: float) -> None:
+        """After ``[DONE]``: read the chunked body's terminator if it arrives within ``grace`` seconds.
+
+        Only a body read to its end lets :meth:`finish` reuse the connection;
+        a server that keeps the body open past ``[DONE]`` costs ``grace`` once.
+        """
+        raw: Any = self._response.raw
+        fp = getattr(raw, "_fp", None)
+        if self._sock is None or not getattr(fp, "chunked", False) or getattr(fp, "chunk_left", None) != 0:
+            return
+        self.set_timeout(grace)
+        try:
+            raw.read1(64)
+        except Exception:  # not there in time, or broken: urllib3 closed the connection
+            return
+        finally:
+            self.set_timeout(self.read_timeout)
+
+    def finish(self, reuse: bool) -> bool:
+        """Close the response; with ``reuse``, hand a fully read connection back to the pool first.
+
+        Returns True when the connection went back to the pool for the next request.
+        """
+        response = self._response
+        raw: Any = response.raw
+        reused = False
+        with self._lock:
+            if self._finished:
+                return False
+            self._finished = True
+            if self._pool is not None:
+                raw._pool = self._pool
+                conn = raw.connection
+                if reuse and raw.isclosed() and getattr(conn, "sock", None) is not None:
+                    self.set_timeout(self.read_timeout)
+                    raw.release_conn()
+                    reused = True
+        try:
+            response.close()  # closes a connection not handed back, and returns its pool slot
+        except Exception:  # closing must not hide the outcome of the stream
+            pass
+        return reused

@@ -1,0 +1,152 @@
+"""The benchmark suite runs end to end at small sizes and every client agrees on the final text.
+
+No timing is asserted here: the numbers come from ``python -m benchmarks.run``.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from pathlib import Path
+from typing import Any, Dict, List
+
+import pytest
+
+from benchmarks import clients as bench_clients
+from benchmarks import run as bench_run
+from benchmarks.scenarios import CALL_SEP, CHOICE_SEP, Scenario, build_chunks, encode_events
+from benchmarks.server import SSEServer, response_bytes
+
+TINY = bench_run.Sizes(
+    content=60,
+    tool_fragments=12,
+    choice_deltas=15,
+    scale_small=20,
+    scale_large=160,
+    memory_deltas=300,
+    latency_events=5,
+    repeats=2,
+    import_repeats=1,
+)
+
+
+def _rows(results: Dict[str, Any], scenario: str) -> List[Dict[str, Any]]:
+    return [r for r in results["throughput"] if r["scenario"] == scenario]
+
+
+def test_quick_run_end_to_end_writes_json_and_table(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "results" / "bench.json"
+    code = bench_run.main(
+        ["--quick", "--scale", "0.02", "--repeats", "2", "--import-repeats", "1", "-q", "--json", str(out)]
+    )
+    assert code == 0
+    results = json.loads(out.read_text())
+    expected_clients = {"floor", "ours.handlers", "ours.iter", bench_run.ACCUMULATOR}
+    if _has("openai"):
+        expected_clients |= {"openai.stream", "openai.create"}
+    scenarios = {r["scenario"] for r in results["throughput"]}
+    assert len(scenarios) == 5
+    for scenario in scenarios:
+        rows = _rows(results, scenario)
+        assert {r["client"] for r in rows} >= expected_clients
+        assert all(r["same_text"] for r in rows)
+        assert all(len(r["runs_s"]) == 2 for r in rows)
+        floor = next(r for r in rows if r["client"] == "floor")
+        assert floor["x_floor"] == 1.0
+    assert {r["client"] for r in results["latency"]} >= {"floor", "ours.handlers", "ours.iter"}
+    events = results["settings"]["sizes"]["latency_events"]
+    assert all(r["events"] == events and r["p99_ms"] >= r["median_ms"] for r in results["latency"])
+    assert {r["client"] for r in results["memory"]} == {"floor", "ours.handlers", "ours.iter"}
+    assert all(r["peak_bytes"] > 0 for r in results["memory"])
+    assert {r["module"] for r in results["import"]} >= {"openai_stream", "requests"}
+    statuses = {t["target"]: t["status"] for t in results["targets"]}
+    assert any(name.startswith("ours.handlers vs floor") for name in statuses)
+    assert set(statuses.values()) <= {"pass", "MISS", "n/a"}
+    table = capsys.readouterr().out
+    assert "ours.handlers" in table and "targets" in table and "x floor" in table
+
+
+def test_every_client_gives_the_expected_text_on_every_scenario_shape() -> None:
+    scenarios = bench_run.scenarios_for(TINY)[:3]
+    with SSEServer(scenarios) as server:
+        clients = [cls(server.base_url) for cls in bench_clients.network_clients()]
+        try:
+            for scenario in scenarios:
+                chunks = build_chunks(scenario)
+                expected = bench_run.expected_text(chunks)
+                assert bench_clients.accumulate_in_memory(chunks) == expected
+                for client in clients:
+                    assert client.run(scenario.name) == expected, (client.name, scenario.name)
+        finally:
+            for client in clients:
+                client.close()
+
+
+def test_expected_texts_have_the_shape_of_their_scenario() -> None:
+    tools = bench_run.expected_text(build_chunks(Scenario("t", "tools", 12, calls=4)))
+    calls = tools.split(CALL_SEP)[1:]
+    assert [calls[i] for i in range(0, 8, 2)] == ["search_0", "search_1", "search_2", "search_3"]
+    for arguments in calls[1::2]:
+        assert json.loads(arguments)["query"]
+    assert bench_run.expected_text(build_chunks(Scenario("n", "choices", 5, n=3))).count(CHOICE_SEP) == 2
+    content = build_chunks(Scenario("c", "content", 40))
+    assert len(content) == 40 + 3  # role chunk, deltas, finish chunk, usage chunk
+    assert all(e.endswith(b"\n\n") for e in encode_events(content))
+
+
+def test_a_client_that_loses_text_fails_the_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    original = bench_clients.OursIterClient.run
+
+    def lossy(self: Any, model: str, on_content: Any = None) -> str:
+        return original(self, model, on_content)[:-1]
+
+    monkeypatch.setattr(bench_clients.OursIterClient, "run", lossy)
+    with pytest.raises(AssertionError, match=r"ours\.iter produced a different final text"):
+        bench_run.measure_throughput(TINY, "thread", lambda message: None)
+
+
+def test_server_answers_unknown_models_with_404_and_keeps_the_connection() -> None:
+    scenario = Scenario("tiny", "content", 3)
+    with (
+        SSEServer([scenario]) as server,
+        socket.create_connection(("127.0.0.1", server.port), timeout=5) as conn,
+    ):
+        for model, status in (("nope", b"404"), ("tiny", b"200")):
+            body = json.dumps({"model": model}).encode()
+            conn.sendall(
+                b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s"
+                % (len(body), body)
+            )
+            data = b""
+            end = b"0\r\n\r\n" if status == b"200" else b"}}"
+            while not data.endswith(end):
+                piece = conn.recv(65536)
+                assert piece, "server closed the connection"
+                data += piece
+            assert data.split(b" ")[1] == status
+        assert data == response_bytes(scenario)
+
+
+def test_latency_server_stamps_each_event_when_it_writes_it() -> None:
+    with SSEServer() as server:
+        client = bench_clients.FloorClient(server.base_url)
+        seen: List[float] = []
+        try:
+            start = time.perf_counter()
+            client.run("latency:4:20", lambda delta: seen.append(float(delta)))
+        finally:
+            client.close()
+    assert len(seen) == 4
+    assert all(start < stamp for stamp in seen)
+    assert seen == sorted(seen)
+
+
+def _has(module: str) -> bool:
+    try:
+        __import__(module)
+    except ImportError:
+        return False
+    return True

@@ -1,0 +1,160 @@
+"""The error hierarchy and how HTTP answers and in-stream payloads map onto it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+import openai_stream
+from openai_stream import errors
+from openai_stream.errors import error_for_status, error_from_payload
+
+
+def test_hierarchy() -> None:
+    e = openai_stream
+    assert issubclass(e.APIError, e.OpenAIError)
+    assert issubclass(e.APIStatusError, e.APIError)
+    for cls in (
+        e.BadRequestError,
+        e.AuthenticationError,
+        e.PermissionDeniedError,
+        e.NotFoundError,
+        e.ConflictError,
+        e.UnprocessableEntityError,
+        e.RateLimitError,
+        e.InternalServerError,
+    ):
+        assert issubclass(cls, e.APIStatusError)
+    assert issubclass(e.APIConnectionError, e.APIError)
+    assert issubclass(e.APITimeoutError, e.APIConnectionError)
+    assert issubclass(e.StreamInterruptedError, e.APIConnectionError)
+    assert not issubclass(e.StreamInterruptedError, e.APITimeoutError)
+    for other in (e.APIUserAbortError, e.EventTooLargeError, e.InvalidStreamDataError):
+        assert issubclass(other, e.APIError)
+
+
+@pytest.mark.parametrize(
+    ("status", "cls"),
+    [
+        (400, openai_stream.BadRequestError),
+        (401, openai_stream.AuthenticationError),
+        (403, openai_stream.PermissionDeniedError),
+        (404, openai_stream.NotFoundError),
+        (409, openai_stream.ConflictError),
+        (422, openai_stream.UnprocessableEntityError),
+        (429, openai_stream.RateLimitError),
+        (500, openai_stream.InternalServerError),
+        (502, openai_stream.InternalServerError),
+        (503, openai_stream.InternalServerError),
+        (529, openai_stream.InternalServerError),
+        (418, openai_stream.APIStatusError),
+        (408, openai_stream.APIStatusError),
+    ],
+)
+def test_status_mapping(status: int, cls: type[Exception]) -> None:
+    body = {"error": {"message": "boom", "type": "t", "code": "c", "param": "p"}}
+    err = error_for_status(status, body, headers={"x-request-id": "req_1"}, request_id="req_1")
+    assert type(err) is cls
+    assert err.status_code == status
+    assert err.request_id == "req_1"
+    assert err.headers == {"x-request-id": "req_1"}
+    assert (err.message, err.code, err.type, err.param) == (str(err), "c", "t", "p")
+    assert err.body == body
+    assert f"HTTP {status}: boom" in err.message and "req_1" in err.message
+
+
+def test_message_says_what_to_do() -> None:
+    assert "API key" in error_for_status(401, {"error": {"message": "bad key"}}).message
+    assert "base_url" in error_for_status(404, {"error": {"message": "no model"}}).message
+    assert "retry later" in error_for_status(503, "").message
+    assert "quota" in error_for_status(429, {}).message
+
+
+def test_body_shapes() -> None:
+    assert "plain" in error_for_status(400, {"error": "plain"}).message
+    assert "top level" in error_for_status(400, {"message": "top level"}).message
+    assert "Not Found" in error_for_status(404, {"detail": "Not Found"}).message
+    assert "field required" in error_for_status(422, {"detail": [{"msg": "field required"}]}).message
+    assert "no error message" in error_for_status(500, {"error": {"code": 5}}).message
+    assert "no error message" in error_for_status(500, ["odd"]).message
+    assert "no error message" in error_for_status(500, "").message
+
+
+def test_html_body_gives_its_text_not_its_markup() -> None:
+    page = (
+        "<!DOCTYPE html><html><head><title>502 Bad Gateway</title><style>body{color:red}</style>"
+        "</head><body><center><h1>502 Bad Gateway</h1></center><hr><center>cloudflare &amp; co"
+        "</center></body></html>"
+    )
+    err = error_for_status(502, page, request_id="req_9")
+    assert isinstance(err, openai_stream.InternalServerError)
+    assert "<" not in err.message and "color" not in err.message
+    assert "502 Bad Gateway" in err.message and "cloudflare & co" in err.message
+    assert err.body == page
+
+
+def test_long_text_bodies_are_shortened() -> None:
+    err = error_for_status(500, "x" * 100_000)
+    assert len(err.message) < 400
+
+
+def test_repr_is_the_type_and_message() -> None:
+    err = error_for_status(404, {"error": {"message": "gone"}})
+    assert repr(err) == f"NotFoundError({err.message!r})"
+
+
+def test_completion_defaults_to_none() -> None:
+    assert openai_stream.APIError("x").completion is None
+
+
+# --- errors inside the stream -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("payload", "cls", "status"),
+    [
+        ({"error": {"message": "m", "code": 429}}, openai_stream.RateLimitError, 429),
+        ({"error": {"message": "m", "code": "503"}}, openai_stream.InternalServerError, 503),
+        ({"error": {"message": "m", "code": 400}}, openai_stream.BadRequestError, 400),
+        ({"error": {"message": "m", "code": "rate_limit_exceeded"}}, openai_stream.RateLimitError, 429),
+        ({"error": {"message": "m", "code": "insufficient_quota"}}, openai_stream.RateLimitError, 429),
+        ({"error": {"message": "m", "type": "requests"}}, openai_stream.RateLimitError, 429),
+        ({"error": {"message": "m", "type": "tokens"}}, openai_stream.RateLimitError, 429),
+        ({"error": {"message": "m", "code": "invalid_api_key"}}, openai_stream.AuthenticationError, 401),
+        ({"error": {"message": "m", "type": "invalid_request_error"}}, openai_stream.BadRequestError, 400),
+        ({"error": {"message": "m", "type": "server_error"}}, openai_stream.InternalServerError, 500),
+        ({"error": {"message": "m", "type": "overloaded_error"}}, openai_stream.InternalServerError, 500),
+        ({"object": "error", "message": "m", "code": 400}, openai_stream.BadRequestError, 400),  # vLLM
+        ({"error": {"message": "m", "status_code": 502}}, openai_stream.InternalServerError, 502),
+    ],
+)
+def test_payload_mapping(payload: dict[str, Any], cls: type[Exception], status: int) -> None:
+    err = error_from_payload(payload, request_id="req_s")
+    assert type(err) is cls
+    assert isinstance(err, openai_stream.APIStatusError)
+    assert err.status_code == status
+    assert err.body == payload
+    assert "inside the stream: m" in err.message
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [{"error": {"message": "m", "code": "weird"}}, {"error": {"message": "m"}}, {"error": "m"}],
+)
+def test_unknown_payload_is_a_plain_api_error(payload: dict[str, Any]) -> None:
+    err = error_from_payload(payload)
+    assert type(err) is openai_stream.APIError
+    assert err.body == payload and "m" in err.message
+
+
+def test_payload_numeric_code_wins_over_type() -> None:
+    err = error_from_payload({"error": {"message": "m", "code": 401, "type": "server_error"}})
+    assert type(err) is openai_stream.AuthenticationError
+
+
+def test_boolean_code_is_not_a_status() -> None:
+    assert errors._as_status(True) is None
+    assert errors._as_status(99) is None
+    assert errors._as_status("600") is None
+    assert errors._as_status("404") == 404

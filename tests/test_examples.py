@@ -1,0 +1,73 @@
+"""Every example runs standalone (replaying a recorded stream) and does what it says."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+SCRIPTS = sorted(p.name for p in EXAMPLES.glob("*.py"))
+
+
+def test_every_example_is_listed() -> None:
+    assert {"quickstart.py", "tool_calls.py", "iteration.py"} <= set(SCRIPTS)
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_example_runs_standalone(script: str) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}
+    result = subprocess.run(
+        [sys.executable, str(EXAMPLES / script)],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        env=env,
+        cwd=EXAMPLES.parent,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr
+
+
+def _load(name: str) -> object:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"example_{name}", EXAMPLES / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_quickstart_prints_the_streamed_text(capsys: pytest.CaptureFixture[str]) -> None:
+    from openai_stream.testing import demo_server
+
+    with demo_server("openai-content-usage.sse") as server:
+        completion = _load("quickstart").main(server.base_url)  # type: ignore[attr-defined]
+    out = capsys.readouterr().out
+    text = completion.choices[0].message.content
+    assert text and text in out
+    assert completion.usage.total_tokens > 0
+    assert f"[{completion.usage.total_tokens} tokens]" in out
+
+
+def test_tool_calls_example_sees_both_calls_in_order() -> None:
+    from openai_stream.testing import demo_server
+
+    with demo_server("openai-parallel-tool-calls.sse") as server:
+        calls = _load("tool_calls").main(server.base_url)  # type: ignore[attr-defined]
+    assert [name for name, _ in calls] == ["GetWeatherArgs", "get_stock_price"]
+    assert calls[0][1] == {"city": "Edinburgh", "country": "GB", "units": "c"}
+
+
+def test_iteration_example_sees_three_choices() -> None:
+    from openai_stream.testing import demo_server
+
+    with demo_server("openai-n3-choices.sse") as server:
+        seen = _load("iteration").main(server.base_url)  # type: ignore[attr-defined]
+    assert seen["content.done"] == 3
+    assert seen["done"] == 3
+    assert seen["completion"] == 1
