@@ -1,0 +1,561 @@
+"""Run the whole benchmark: ``python -m benchmarks.run [--quick] [--json PATH]``.
+
+One process measures every client against the same loopback server and the
+same bytes, interleaved: each repeat runs every scenario with the clients in a
+rotated order, and the table shows medians over the repeats. Every client's
+final text is checked against the scenario's expected text.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import math
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+import tracemalloc
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Optional, Sequence
+
+from . import clients as bench_clients
+from .scenarios import Scenario, build_chunks
+from .server import ServerProcess, SSEServer
+
+__all__ = ["Sizes", "FULL", "QUICK", "main", "run"]
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ACCUMULATOR = "ours.accumulator"
+FLOOR = "floor"
+OPENAI_STREAM = "openai.stream"
+OURS = "ours.handlers"
+LATENCY_INTERVAL_MS = 20
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """How big each scenario is and how often it runs."""
+
+    content: int
+    tool_fragments: int
+    choice_deltas: int
+    scale_small: int
+    scale_large: int
+    memory_deltas: int
+    latency_events: int
+    repeats: int
+    import_repeats: int
+
+    def scaled(self, factor: float) -> Sizes:
+        """Every stream size times ``factor`` (at least 10 deltas); repeats unchanged."""
+
+        def s(n: int) -> int:
+            return max(10, int(n * factor))
+
+        return Sizes(
+            s(self.content),
+            s(self.tool_fragments),
+            s(self.choice_deltas),
+            s(self.scale_small),
+            s(self.scale_large),
+            s(self.memory_deltas),
+            max(5, int(self.latency_events * factor)),
+            self.repeats,
+            self.import_repeats,
+        )
+
+
+FULL = Sizes(20_000, 2_000, 5_000, 5_000, 40_000, 100_000, 300, 5, 9)
+QUICK = Sizes(2_000, 200, 500, 500, 4_000, 10_000, 30, 3, 3)
+
+
+@dataclass
+class Results:
+    """Everything measured, ready for the table and the JSON file."""
+
+    machine: Dict[str, Any]
+    settings: Dict[str, Any]
+    throughput: List[Dict[str, Any]] = field(default_factory=list)
+    latency: List[Dict[str, Any]] = field(default_factory=list)
+    memory: List[Dict[str, Any]] = field(default_factory=list)
+    imports: List[Dict[str, Any]] = field(default_factory=list)
+    targets: List[Dict[str, Any]] = field(default_factory=list)
+
+    def as_dict(self) -> Dict[str, Any]:
+        return {
+            "machine": self.machine,
+            "settings": self.settings,
+            "throughput": self.throughput,
+            "latency": self.latency,
+            "memory": self.memory,
+            "import": self.imports,
+            "targets": self.targets,
+        }
+
+
+def scenarios_for(sizes: Sizes) -> List[Scenario]:
+    """The throughput scenarios, in table order."""
+    return [
+        Scenario(f"content-{sizes.content}", "content", sizes.content),
+        Scenario(f"tools-4x{sizes.tool_fragments}", "tools", sizes.tool_fragments, calls=4),
+        Scenario(f"n3-3x{sizes.choice_deltas}", "choices", sizes.choice_deltas, n=3),
+        Scenario(f"scale-{sizes.scale_small}", "content", sizes.scale_small),
+        Scenario(f"scale-{sizes.scale_large}", "content", sizes.scale_large),
+    ]
+
+
+def expected_text(chunks: Sequence[Dict[str, Any]]) -> str:
+    """The final text computed straight from the chunks, with no client involved."""
+    collector = bench_clients._Collector()
+    for chunk in chunks:
+        collector.add(chunk, None)
+    return collector.text()
+
+
+def _median(values: Sequence[float]) -> float:
+    return float(statistics.median(values))
+
+
+def _percentile(values: Sequence[float], pct: float) -> float:
+    """Nearest-rank percentile."""
+    ordered = sorted(values)
+    rank = max(1, math.ceil(pct / 100.0 * len(ordered)))
+    return ordered[rank - 1]
+
+
+def measure_throughput(sizes: Sizes, server_mode: str, log: Callable[[str], None]) -> List[Dict[str, Any]]:
+    """Every client on every scenario, interleaved; medians over ``sizes.repeats``."""
+    scenarios = scenarios_for(sizes)
+    warmup = Scenario("warmup", "tools", 20, calls=2)
+    server: Any = (ServerProcess if server_mode == "process" else SSEServer)([*scenarios, warmup])
+    rows: List[Dict[str, Any]] = []
+    with server:
+        clients = [cls(server.base_url) for cls in bench_clients.network_clients()]
+        try:
+            chunks = {s.name: build_chunks(s) for s in [*scenarios, warmup]}
+            expected = {name: expected_text(c) for name, c in chunks.items()}
+            runners: Dict[str, Callable[[str], str]] = {c.name: c.run for c in clients}
+            runners[ACCUMULATOR] = lambda name: bench_clients.accumulate_in_memory(chunks[name])
+            names = list(runners)
+            for name in names:
+                _check(name, "warmup", runners[name]("warmup"), expected["warmup"])
+            # Everything alive now (modules, clients, chunks) stays out of the collections
+            # run before each measurement, so those take microseconds, not 0.1 s.
+            gc.collect()
+            gc.freeze()
+            times: Dict[str, Dict[str, List[float]]] = {s.name: {n: [] for n in names} for s in scenarios}
+            for repeat in range(sizes.repeats):
+                order = names[repeat % len(names) :] + names[: repeat % len(names)]
+                log(f"repeat {repeat + 1}/{sizes.repeats}: {', '.join(order)}")
+                for scenario in scenarios:
+                    for name in order:
+                        gc.collect()
+                        start = time.perf_counter()
+                        text = runners[name](scenario.name)
+                        elapsed = time.perf_counter() - start
+                        _check(name, scenario.name, text, expected[scenario.name])
+                        times[scenario.name][name].append(elapsed)
+        finally:
+            gc.unfreeze()
+            for client in clients:
+                client.close()
+    for scenario in scenarios:
+        medians = {n: _median(v) for n, v in times[scenario.name].items()}
+        n_chunks = len(chunks[scenario.name])
+        for name, median in medians.items():
+            openai_time = medians.get(OPENAI_STREAM)
+            rows.append(
+                {
+                    "scenario": scenario.name,
+                    "client": name,
+                    "chunks": n_chunks,
+                    "median_s": median,
+                    "runs_s": times[scenario.name][name],
+                    "us_per_chunk": median / n_chunks * 1e6,
+                    "x_floor": median / medians[FLOOR],
+                    "openai_stream_over_this": openai_time / median if openai_time else None,
+                    "same_text": True,
+                }
+            )
+    return rows
+
+
+def _check(client: str, scenario: str, text: str, expected: str) -> None:
+    if text != expected:
+        short = min(len(text), len(expected))
+        first = next((i for i in range(short) if text[i] != expected[i]), short)
+        raise AssertionError(
+            f"{client} produced a different final text on {scenario}: {len(text)} characters "
+            f"vs {len(expected)} expected, first difference at {first}: "
+            f"{text[first : first + 40]!r} vs {expected[first : first + 40]!r}"
+        )
+
+
+def measure_latency(sizes: Sizes, log: Callable[[str], None]) -> List[Dict[str, Any]]:
+    """Write-to-handler latency: the server (a thread here) stamps each event with perf_counter."""
+    rows = []
+    model = f"latency:{sizes.latency_events}:{LATENCY_INTERVAL_MS}"
+    with SSEServer() as server:
+        for cls in bench_clients.network_clients():
+            client = cls(server.base_url)
+            samples: List[float] = []
+
+            def record(delta: str, samples: List[float] = samples) -> None:
+                samples.append(time.perf_counter() - float(delta))
+
+            try:
+                log(f"latency: {client.name}")
+                client.run(model, record)
+            finally:
+                client.close()
+            if len(samples) != sizes.latency_events:
+                raise AssertionError(
+                    f"{client.name} saw {len(samples)} of {sizes.latency_events} latency events"
+                )
+            rows.append(
+                {
+                    "client": client.name,
+                    "events": len(samples),
+                    "interval_ms": LATENCY_INTERVAL_MS,
+                    "median_ms": _median(samples) * 1e3,
+                    "p99_ms": _percentile(samples, 99) * 1e3,
+                    "max_ms": max(samples) * 1e3,
+                }
+            )
+    return rows
+
+
+def measure_memory(sizes: Sizes, server_mode: str, log: Callable[[str], None]) -> List[Dict[str, Any]]:
+    """Peak traced memory while a client consumes one long stream (server memory not traced)."""
+    scenario = Scenario(f"memory-{sizes.memory_deltas}", "content", sizes.memory_deltas)
+    expected = expected_text(build_chunks(scenario))
+    text_bytes = len(expected.encode("utf-8"))
+    rows = []
+    warmup = Scenario("warmup", "content", 20)
+    server: Any = (ServerProcess if server_mode == "process" else SSEServer)([scenario, warmup])
+    names = {bench_clients.FloorClient, bench_clients.OursHandlersClient, bench_clients.OursIterClient}
+    with server:
+        for cls in bench_clients.network_clients():
+            if cls not in names:
+                continue
+            client = cls(server.base_url)
+            try:
+                log(f"memory: {client.name}")
+                client.run(warmup.name)
+                gc.collect()
+                tracemalloc.start()
+                try:
+                    text = client.run(scenario.name)
+                    peak = tracemalloc.get_traced_memory()[1]
+                finally:
+                    tracemalloc.stop()
+            finally:
+                client.close()
+            _check(client.name, scenario.name, text, expected)
+            rows.append(
+                {
+                    "client": client.name,
+                    "deltas": sizes.memory_deltas,
+                    "peak_bytes": peak,
+                    "final_text_bytes": text_bytes,
+                    "limit_bytes": 3 * text_bytes + 5 * 1024 * 1024,
+                    "peak_over_text": peak / text_bytes,
+                }
+            )
+    return rows
+
+
+def measure_imports(repeats: int, log: Callable[[str], None]) -> List[Dict[str, Any]]:
+    """``import X`` timed inside fresh interpreters (startup excluded), interleaved, medians."""
+    modules = ["openai_stream", "requests"]
+    try:
+        import importlib.util
+
+        if importlib.util.find_spec("openai") is not None:
+            modules.append("openai")
+    except (ImportError, ValueError):
+        pass
+    env = dict(os.environ)
+    # Time imports as users see them after the first run: with bytecode caches.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    code = "import time; t = time.perf_counter(); import {0}; print(time.perf_counter() - t)"
+
+    def once(module: str) -> float:
+        out = subprocess.run(
+            [sys.executable, "-c", code.format(module)],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        )
+        return float(out.stdout.strip().splitlines()[-1])
+
+    for module in modules:  # warm the OS file cache and write bytecode caches
+        once(module)
+    samples: Dict[str, List[float]] = {m: [] for m in modules}
+    for repeat in range(repeats):
+        order = modules[repeat % len(modules) :] + modules[: repeat % len(modules)]
+        for module in order:
+            samples[module].append(once(module))
+    log("imports: " + ", ".join(f"{m} {_median(v) * 1e3:.1f} ms" for m, v in samples.items()))
+    base = _median(samples["requests"])
+    return [
+        {
+            "module": m,
+            "median_ms": _median(v) * 1e3,
+            "runs_ms": [x * 1e3 for x in v],
+            "x_requests": _median(v) / base,
+        }
+        for m, v in samples.items()
+    ]
+
+
+def evaluate_targets(results: Results, sizes: Sizes) -> List[Dict[str, Any]]:
+    """The issue's targets, each with the measured value and pass/miss."""
+    targets: List[Dict[str, Any]] = []
+
+    def add(name: str, limit: str, value: Optional[float], ok: Optional[bool], fmt: str) -> None:
+        targets.append(
+            {
+                "target": name,
+                "limit": limit,
+                "measured": value,
+                "shown": "n/a" if value is None else fmt.format(value),
+                "status": "n/a" if ok is None else ("pass" if ok else "MISS"),
+            }
+        )
+
+    def row(scenario: str, client: str) -> Optional[Dict[str, Any]]:
+        for r in results.throughput:
+            if r["scenario"] == scenario and r["client"] == client:
+                return r
+        return None
+
+    for scenario in (f"content-{sizes.content}", f"tools-4x{sizes.tool_fragments}"):
+        r = row(scenario, OURS)
+        if r is not None:
+            add(f"{OURS} vs floor, {scenario}", "<= 1.5x", r["x_floor"], r["x_floor"] <= 1.5, "{:.2f}x")
+            speedup = r["openai_stream_over_this"]
+            add(
+                f"{OURS} faster than openai stream(), {scenario}",
+                ">= 15x",
+                speedup,
+                None if speedup is None else speedup >= 15,
+                "{:.1f}x",
+            )
+    small, large = row(f"scale-{sizes.scale_small}", OURS), row(f"scale-{sizes.scale_large}", OURS)
+    if small is not None and large is not None:
+        factor = sizes.scale_large / sizes.scale_small
+        ratio = large["median_s"] / small["median_s"]
+        add(
+            f"{OURS} scaling {sizes.scale_large} vs {sizes.scale_small} deltas",
+            f"<= {factor * 1.1:.1f}x",
+            ratio,
+            ratio <= factor * 1.1,
+            "{:.2f}x",
+        )
+    for r in results.latency:
+        if r["client"] == OURS:
+            add(f"{OURS} latency median", "<= 2 ms", r["median_ms"], r["median_ms"] <= 2.0, "{:.3f} ms")
+            add(f"{OURS} latency p99", "<= 10 ms", r["p99_ms"], r["p99_ms"] <= 10.0, "{:.3f} ms")
+    for r in results.memory:
+        if r["client"] == OURS:
+            add(
+                f"{OURS} peak memory, {r['deltas']} deltas",
+                f"<= 3x text + 5 MB = {r['limit_bytes'] / 1e6:.1f} MB",
+                r["peak_bytes"] / 1e6,
+                r["peak_bytes"] <= r["limit_bytes"],
+                "{:.1f} MB",
+            )
+    by_module = {r["module"]: r for r in results.imports}
+    if "openai_stream" in by_module:
+        x = by_module["openai_stream"]["x_requests"]
+        add("import openai_stream vs import requests", "<= 1.5x", x, x <= 1.5, "{:.2f}x")
+    return targets
+
+
+def machine_info() -> Dict[str, Any]:
+    """Where the numbers came from."""
+    info: Dict[str, Any] = {
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "implementation": platform.python_implementation(),
+        "cpus": os.cpu_count(),
+        "loadavg_start": _loadavg(),
+    }
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    info["cpu"] = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    versions = {}
+    for dist in ("requests", "urllib3", "pyee", "sseclient-py", "openai", "httpx", "httpx2"):
+        try:
+            from importlib.metadata import version
+
+            versions[dist] = version(dist)
+        except Exception:
+            continue
+    info["versions"] = versions
+    return info
+
+
+def _loadavg() -> Optional[List[float]]:
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return None
+
+
+def run(
+    sizes: Sizes,
+    *,
+    server_mode: str = "process",
+    latency: bool = True,
+    memory: bool = True,
+    imports: bool = True,
+    log: Callable[[str], None] = lambda message: None,
+) -> Results:
+    """Measure everything and return the results (targets evaluated)."""
+    results = Results(
+        machine_info(),
+        {"sizes": sizes.__dict__, "server": server_mode, "latency_interval_ms": LATENCY_INTERVAL_MS},
+    )
+    results.throughput = measure_throughput(sizes, server_mode, log)
+    if latency:
+        results.latency = measure_latency(sizes, log)
+    if memory:
+        results.memory = measure_memory(sizes, server_mode, log)
+    if imports:
+        results.imports = measure_imports(sizes.import_repeats, log)
+    results.targets = evaluate_targets(results, sizes)
+    results.machine["loadavg_end"] = _loadavg()
+    return results
+
+
+def format_table(results: Results) -> str:
+    """The results as one plain-text table with a section per measurement."""
+    lines: List[str] = []
+    m = results.machine
+    sizes = results.settings["sizes"]
+    lines.append(
+        f"openai_stream benchmark: Python {m['python']} on {m.get('cpu', '?')} x{m['cpus']}, "
+        f"{m['platform']}; load {m['loadavg_start']} -> {m.get('loadavg_end')}"
+    )
+    lines.append(
+        f"server: loopback raw-socket SSE ({results.settings['server']}), one SSE event per HTTP chunk; "
+        f"medians of {sizes['repeats']} interleaved repeats"
+    )
+    lines.append("")
+    header = (
+        f"{'scenario':<16} {'client':<18} {'chunks':>7} {'median s':>9} {'us/chunk':>9} "
+        f"{'x floor':>8} {'openai.stream()/this':>21}"
+    )
+    lines.append(header)
+    lines.append("-" * len(header))
+    last = None
+    for r in results.throughput:
+        if last is not None and r["scenario"] != last:
+            lines.append("")
+        last = r["scenario"]
+        speed = r["openai_stream_over_this"]
+        lines.append(
+            f"{r['scenario']:<16} {r['client']:<18} {r['chunks']:>7} {r['median_s']:>9.4f} "
+            f"{r['us_per_chunk']:>9.2f} {r['x_floor']:>7.2f}x "
+            f"{(f'{speed:.1f}x' if speed else 'n/a'):>21}"
+        )
+    if results.latency:
+        lines.append("")
+        lines.append(
+            f"latency (write -> user code), one event every {results.settings['latency_interval_ms']} ms"
+        )
+        lines.append(f"{'client':<18} {'events':>7} {'median ms':>10} {'p99 ms':>8} {'max ms':>8}")
+        for r in results.latency:
+            lines.append(
+                f"{r['client']:<18} {r['events']:>7} {r['median_ms']:>10.3f} {r['p99_ms']:>8.3f} "
+                f"{r['max_ms']:>8.3f}"
+            )
+    if results.memory:
+        lines.append("")
+        lines.append("peak memory (tracemalloc) while consuming one stream")
+        lines.append(f"{'client':<18} {'deltas':>7} {'peak MB':>8} {'text MB':>8} {'peak/text':>10}")
+        for r in results.memory:
+            lines.append(
+                f"{r['client']:<18} {r['deltas']:>7} {r['peak_bytes'] / 1e6:>8.2f} "
+                f"{r['final_text_bytes'] / 1e6:>8.3f} {r['peak_over_text']:>9.1f}x"
+            )
+    if results.imports:
+        lines.append("")
+        lines.append("import time in a fresh interpreter (medians)")
+        lines.append(f"{'module':<18} {'ms':>8} {'x requests':>11}")
+        for r in results.imports:
+            lines.append(f"{r['module']:<18} {r['median_ms']:>8.1f} {r['x_requests']:>10.2f}x")
+    if results.targets:
+        lines.append("")
+        lines.append("targets")
+        width = max(len(t["target"]) for t in results.targets)
+        for t in results.targets:
+            lines.append(f"{t['target']:<{width}}  {t['limit']:<28} {t['shown']:>12}  {t['status']}")
+    return "\n".join(lines)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Command line entry point."""
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="small sizes, few repeats")
+    parser.add_argument("--json", metavar="PATH", help="also write the results as JSON to PATH")
+    parser.add_argument("--repeats", type=int, help="repeats per scenario (default 5, quick 3)")
+    parser.add_argument("--import-repeats", type=int, help="interpreters per module (default 9, quick 3)")
+    parser.add_argument("--scale", type=float, default=1.0, help="multiply every stream size by this")
+    parser.add_argument(
+        "--server",
+        choices=("process", "thread"),
+        default="process",
+        help="serve throughput scenarios from a child process (default) or a thread of this process",
+    )
+    parser.add_argument("--no-latency", action="store_true", help="skip the latency measurement")
+    parser.add_argument("--no-memory", action="store_true", help="skip the peak memory measurement")
+    parser.add_argument("--no-import", action="store_true", help="skip the import time measurement")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
+    args = parser.parse_args(argv)
+
+    sizes = (QUICK if args.quick else FULL).scaled(args.scale)
+    if args.repeats:
+        sizes = Sizes(**{**sizes.__dict__, "repeats": args.repeats})
+    if args.import_repeats:
+        sizes = Sizes(**{**sizes.__dict__, "import_repeats": args.import_repeats})
+
+    def log(message: str) -> None:
+        if not args.quiet:
+            print(f"[bench] {message}", file=sys.stderr, flush=True)
+
+    results = run(
+        sizes,
+        server_mode=args.server,
+        latency=not args.no_latency,
+        memory=not args.no_memory,
+        imports=not args.no_import,
+        log=log,
+    )
+    results.settings["command"] = " ".join(["python -m benchmarks.run", *(argv or sys.argv[1:])])
+    print(format_table(results))
+    if args.json:
+        directory = os.path.dirname(os.path.abspath(args.json))
+        os.makedirs(directory, exist_ok=True)
+        with open(args.json, "w", encoding="utf-8") as fh:
+            json.dump(results.as_dict(), fh, indent=2)
+            fh.write("\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
