@@ -147,7 +147,8 @@ class Client:
 
     The client keeps one pooled HTTP session, safe to share between threads:
     up to ``max_connections`` idle connections are kept for reuse; a thread
-    beyond that opens its own connection rather than wait for one. Close the
+    beyond that opens its own connection rather than wait for one (urllib3
+    then logs "Connection pool is full" as it drops the extra). Close the
     client with :meth:`close` or a ``with`` block to release every pooled
     connection.
     """

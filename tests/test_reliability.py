@@ -238,6 +238,14 @@ def test_invalid_utf8() -> None:
     assert partial_content(info.value) == "Hello"
 
 
+def test_bad_line_after_good_events_in_one_read_fails_at_once() -> None:
+    bad = b"data: \xff\n\n"
+    handler = script(head(), chunk(HELLO + bad), stall(30))
+    with FaultServer(handler) as server, pytest.raises(openai_stream.InvalidStreamDataError) as info:
+        run(server, timeout=openai_stream.Timeout(connect=5, read=20))
+    assert partial_content(info.value) == "Hello"  # and not a read timeout 20 s later
+
+
 def test_chunk_with_wrong_types_is_a_typed_error() -> None:
     bad = sse({"choices": [{"index": 0, "delta": {"content": 5}}]})
     with (
