@@ -231,7 +231,7 @@ class BodyControl:
                 return
             try:
                 self._response.raw.shutdown()
-            except Exception:  # urllib3 < 2.3, or no socket shutdown recorded: use the socket itself
+            except Exception:  # no socket shutdown recorded (e.g. the response was closed): use the socket
                 if self._sock is not None:
                     _shutdown(self._sock, socket.SHUT_RD)
 

@@ -148,7 +148,8 @@ class ChatCompletionAccumulator:
 
     An error that the server sent inside the stream comes back as an
     :class:`~openai_stream.events.ErrorEvent` at the end of the list; a chunk
-    that cannot be understood raises :class:`~openai_stream.errors.InvalidStreamDataError`.
+    that cannot be understood raises :class:`~openai_stream.errors.InvalidStreamDataError`
+    whose ``events`` are the ones that chunk produced before it failed.
     Either way ``error.completion`` holds everything received before it.
 
     Give the request's ``response_format``: when it asks for JSON
@@ -194,11 +195,15 @@ class ChatCompletionAccumulator:
         except OpenAIError:
             raise
         except (TypeError, AttributeError, ValueError, KeyError) as exc:
-            raise InvalidStreamDataError(
+            error = InvalidStreamDataError(
                 f"could not understand a stream chunk ({type(exc).__name__}: {exc}): {_quote(chunk)}",
                 body=chunk,
                 completion=self.completion(),
-            ) from exc
+            )
+            # State changes as fields are read, so the completion may already hold part of this
+            # chunk: its events travel with the error (this costs nothing on chunks that succeed).
+            error.events = tuple(events)
+            raise error from exc
         return events
 
     def _feed(self, chunk: Dict[str, Any], events: List[Event]) -> None:

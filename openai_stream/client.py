@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from typing import TYPE_CHECKING, Any, Dict, Iterable, Mapping, Optional, Sequence
 
@@ -10,7 +9,7 @@ from .completion import ChatCompletion
 from .errors import APIConnectionError, InvalidStreamDataError, OpenAIError
 from .sse import DEFAULT_MAX_EVENT_BYTES
 from .stream import ChatCompletionStream
-from .transport import DEFAULT_TIMEOUT, TimeoutTypes, Transport, as_timeout, iter_body
+from .transport import DEFAULT_TIMEOUT, TimeoutTypes, Transport, as_timeout, read_json
 
 if TYPE_CHECKING:
     from .runner import ToolRunner
@@ -47,7 +46,8 @@ class Completions:
                 "for a streamed one"
             )
         body: Dict[str, Any] = {"model": model, "messages": list(messages), **params}
-        response = self._client._transport.post(
+        transport = self._client._transport
+        response = transport.post(
             "chat/completions",
             body,
             stream=False,
@@ -56,20 +56,17 @@ class Completions:
             extra_headers=extra_headers,
         )
         try:
-            raw = b"".join(iter_body(response))
+            data = read_json(response, self._client.max_event_bytes)
+            if not isinstance(data, dict):
+                raise InvalidStreamDataError(
+                    f"the server's answer is not a JSON object but {type(data).__name__}; check base_url",
+                    body=data,
+                )
+        except OpenAIError as exc:
+            transport.redact_error(exc)  # the quoted answer may echo the key
+            raise
         finally:
             response.close()
-        try:
-            data = json.loads(raw)
-        except ValueError:
-            raise InvalidStreamDataError(
-                f"the server's answer is not JSON: {raw[:200]!r}; check base_url",
-                body=raw[:4096],
-            ) from None
-        if not isinstance(data, dict):
-            raise InvalidStreamDataError(
-                f"the server's answer is not a JSON object: {raw[:200]!r}", body=data
-            )
         return ChatCompletion(data)
 
     def stream(

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import html
 import re
-from typing import TYPE_CHECKING, Any, Mapping, Optional
+from typing import TYPE_CHECKING, Any, Mapping, Optional, Sequence
 
 if TYPE_CHECKING:
     from .completion import ChatCompletion
+    from .events import Event
 
 __all__ = [
     "OpenAIError",
@@ -141,7 +142,14 @@ class EventTooLargeError(APIError):
 
 
 class InvalidStreamDataError(APIError):
-    """A data line of the stream could not be understood (bad JSON, not an object, bad UTF-8)."""
+    """A data line of the stream could not be understood (bad JSON, not an object, bad UTF-8).
+
+    When a chunk fails half-way, ``events`` holds the events already derived
+    from it (its ``chunk`` event first): what they report is in
+    ``completion``, and the stream hands them to handlers before raising.
+    """
+
+    events: Sequence[Event] = ()
 
 
 _STATUS_CLASSES = {

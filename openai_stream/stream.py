@@ -36,7 +36,7 @@ from .errors import (
 )
 from .events import ErrorEvent, Event, ResponseEvent
 from .sse import DEFAULT_MAX_EVENT_BYTES, SSEDecoder
-from .transport import Timeout, TimeoutTypes, Transport, as_timeout, iter_body
+from .transport import Timeout, TimeoutTypes, Transport, as_timeout, iter_body, read_json
 
 __all__ = ["ChatCompletionStream"]
 
@@ -47,6 +47,8 @@ _CLOSE_GRACE = 0.5
 # After [DONE], how long to wait for the end of a chunked body so that the
 # connection can go back to the pool (servers send it right after [DONE]).
 _END_GRACE = 0.05
+# How much of a body that is not an event stream an error quotes (and keeps as its body).
+_HEAD_BYTES = 4096
 
 
 class ChatCompletionStream(EventEmitter):
@@ -276,7 +278,8 @@ class ChatCompletionStream(EventEmitter):
         return limits
 
     def _run(self) -> Iterator[Event]:
-        accumulator = self._accumulator
+        feed = self._accumulator.feed
+        end = self._accumulator.end
         listeners = self._events  # read without the lock: membership tests are atomic
         emit = self.emit
         try:
@@ -302,7 +305,13 @@ class ChatCompletionStream(EventEmitter):
                 emit("response", event)
             yield event
             for chunk in self._chunks(response, control):
-                for event in accumulator.feed(chunk):
+                try:
+                    events = feed(chunk)
+                except InvalidStreamDataError as exc:
+                    # The events this chunk produced before it failed: handlers see all the
+                    # completion holds, then the error (raised by the loop below).
+                    events = [*exc.events, ErrorEvent(exc)]
+                for event in events:
                     if self._closed:
                         raise self._abort_error()
                     kind = event.type
@@ -311,7 +320,7 @@ class ChatCompletionStream(EventEmitter):
                     if kind in listeners:
                         emit(kind, event)
                     yield event
-            for event in accumulator.end():
+            for event in end():
                 if self._closed:
                     raise self._abort_error()
                 if event.type == "completion":
@@ -338,10 +347,20 @@ class ChatCompletionStream(EventEmitter):
 
     def _chunks(self, response: requests.Response, control: BodyControl) -> Iterator[Dict[str, Any]]:
         """The decoded chunks of the body; raises when the stream breaks, reports an error or idles."""
-        content_type = response.headers.get("content-type", "")
-        if content_type.startswith("application/json"):
+        content_type = response.headers.get("content-type") or ""
+        media = content_type.partition(";")[0].strip().lower()
+        if media == "application/json":
             yield from self._json_body(response)
             return
+        body = iter_body(response)
+        head: Optional[bytearray] = None
+        if media and media != "text/event-stream":
+            # Proxies relabel event streams (text/plain, even text/html), so another type is not
+            # refused up front: its body is decoded as SSE all the same, and only when no data
+            # line came at all is it reported as not a stream (a captive portal, a wrong
+            # base_url), quoting its start. A missing type is taken as SSE and never refused.
+            head = bytearray()
+            body = _keep_head(body, head)
         decoder = SSEDecoder(self._max_event_bytes)
         feed = decoder.feed
         loads = json.loads
@@ -351,7 +370,7 @@ class ChatCompletionStream(EventEmitter):
         deadline = time.monotonic() + idle if idle is not None else 0.0
         fresh = shortened = False
         try:
-            for data in iter_body(response):
+            for data in body:
                 if self._closed:
                     raise self._abort_error()
                 for sse in feed(data):
@@ -409,6 +428,8 @@ class ChatCompletionStream(EventEmitter):
             if trailing.event == "error":
                 raise self._accumulator.error_from_payload(_error_payload(chunk))
             yield chunk
+        if head is not None and not self._accumulator.chunk_count:
+            raise _not_a_stream(content_type, bytes(head))
         if not self._accumulator.all_choices_finished:
             raise StreamInterruptedError(
                 "the body ended before the stream was complete (no [DONE] and no finish_reason); "
@@ -417,12 +438,11 @@ class ChatCompletionStream(EventEmitter):
 
     def _json_body(self, response: requests.Response) -> Iterator[Dict[str, Any]]:
         """A server that answered the stream request with one whole JSON completion."""
-        raw = b"".join(iter_body(response))
-        try:
-            payload = json.loads(raw)
-        except (ValueError, RecursionError):
-            raise _bad_json(raw.decode("utf-8", "replace")) from None
-        if isinstance(payload, dict) and ("error" in payload or payload.get("object") == "error"):
+        payload = read_json(response, self._max_event_bytes)
+        is_error = isinstance(payload, dict) and (
+            payload.get("error") is not None or payload.get("object") == "error"
+        )
+        if is_error:
             raise self._accumulator.error_from_payload(_error_payload(payload))
         yield payload
 
@@ -452,6 +472,9 @@ class ChatCompletionStream(EventEmitter):
         """Record the error that ends the stream (after close(): the abort) and tell listeners."""
         if self._closed and not isinstance(exc, APIUserAbortError) and isinstance(exc, OpenAIError):
             exc = self._abort_error()
+        if isinstance(exc, OpenAIError):
+            # Error payloads and quoted lines come from the server, which may echo the key.
+            self._transport.redact_error(exc)
         if isinstance(exc, APIError):
             if exc.completion is None:
                 exc.completion = self._snapshot()
@@ -479,6 +502,26 @@ def _error_payload(chunk: Any) -> Dict[str, Any]:
     if isinstance(chunk, dict):
         return chunk
     return {"error": {"message": str(chunk)}}
+
+
+def _keep_head(body: Iterator[bytes], head: bytearray) -> Iterator[bytes]:
+    """``body`` unchanged, copying its first bytes into ``head`` for an error message."""
+    for data in body:
+        if len(head) < _HEAD_BYTES:
+            head += data[: _HEAD_BYTES - len(head)]
+        yield data
+
+
+def _not_a_stream(content_type: str, head: bytes) -> InvalidStreamDataError:
+    text = head.decode("utf-8", "replace")
+    shown = " ".join(text.split())
+    start = f"starts {shown[:200]!r}{'...' if len(shown) > 200 else ''}" if shown else "is empty"
+    return InvalidStreamDataError(
+        f"the server answered with Content-Type {content_type!r}, not an event stream, and its "
+        f"body holds no stream events (it {start}); check base_url (it should point at the API, "
+        "e.g. https://api.openai.com/v1) and any proxy or captive portal in between",
+        body=text,
+    )
 
 
 def _bad_json(text: str) -> InvalidStreamDataError:

@@ -26,12 +26,14 @@ from .errors import (
     APIConnectionError,
     APIError,
     APITimeoutError,
+    EventTooLargeError,
+    InvalidStreamDataError,
     OpenAIError,
     StreamInterruptedError,
     error_for_status,
 )
 
-__all__ = ["Timeout", "Transport", "DEFAULT_TIMEOUT", "TimeoutTypes"]
+__all__ = ["Timeout", "Transport", "DEFAULT_TIMEOUT", "TimeoutTypes", "read_json"]
 
 log = logging.getLogger("openai_stream")
 
@@ -225,6 +227,44 @@ class Transport:
                     text = text.replace(variant, REDACTED)
         return text
 
+    def redact_error(self, error: BaseException) -> None:
+        """Take the API key out of ``error`` in place: its args, message, fields, body and causes.
+
+        For errors built from what a server sent (an error payload inside the
+        stream, a quoted bad line or page), which may echo the key.
+        """
+        if not self._api_key:
+            return
+        seen: Optional[BaseException] = error
+        for _ in range(20):  # chains are short; the bound guards against a cycle
+            if seen is None:
+                break
+            seen.args = tuple(self.redact(a) if isinstance(a, str) else a for a in seen.args)
+            if isinstance(seen, APIError):
+                seen.message = self.redact(seen.message)
+                seen.body = self._redact_value(seen.body)
+                seen.code = self._redact_value(seen.code)
+                seen.type = self._redact_value(seen.type)
+                seen.param = self._redact_value(seen.param)
+            seen = seen.__cause__ or seen.__context__
+
+    def _redact_value(self, value: Any) -> Any:
+        if isinstance(value, str):
+            return self.redact(value)
+        if value is None or isinstance(value, (bool, int, float)):
+            return value
+        try:
+            text = json.dumps(value, ensure_ascii=False)
+        except (TypeError, ValueError, RecursionError):
+            return self.redact(repr(value))
+        cleaned = self.redact(text)
+        if cleaned == text:
+            return value
+        try:
+            return json.loads(cleaned)
+        except (ValueError, RecursionError):
+            return cleaned
+
     def _status_error(self, response: requests.Response, request_id: Optional[str]) -> APIError:
         try:
             raw = response.raw.read(MAX_ERROR_BODY, decode_content=True) or b""
@@ -266,11 +306,8 @@ def iter_body(response: requests.Response) -> Iterator[bytes]:
     """
     raw = response.raw
     raw.decode_content = True
-    read = raw.read1 if hasattr(raw, "read1") else None
+    read = raw.read1
     try:
-        if read is None:  # urllib3 < 2
-            yield from response.iter_content(None)
-            return
         while True:
             data = read(READ_SIZE)
             if not data:
@@ -285,6 +322,45 @@ def iter_body(response: requests.Response) -> Iterator[bytes]:
         raise StreamInterruptedError(
             f"the connection broke while the stream was being read ({_body_failure(exc)}); retry the request"
         ) from exc
+
+
+def read_bounded(response: requests.Response, max_bytes: int) -> bytes:
+    """The whole body, or :class:`EventTooLargeError` as soon as it passes ``max_bytes``."""
+    pieces = []
+    size = 0
+    for data in iter_body(response):
+        size += len(data)
+        if size > max_bytes:
+            raise EventTooLargeError(
+                f"the server's answer exceeded {max_bytes} bytes (max_event_bytes); raise "
+                "Client(max_event_bytes=...) if it really sends answers this large"
+            )
+        pieces.append(data)
+    return b"".join(pieces)
+
+
+def read_json(response: requests.Response, max_bytes: int) -> Any:
+    """The body decoded as one JSON value, read up to ``max_bytes``.
+
+    Raises :class:`EventTooLargeError` for a longer body and
+    :class:`InvalidStreamDataError` for one that is not JSON (or nests too deep).
+    """
+    raw = read_bounded(response, max_bytes)
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError):
+        text = raw.decode("utf-8", "replace")
+        content_type = response.headers.get("content-type") or "no Content-Type"
+        raise InvalidStreamDataError(
+            f"the server's answer ({content_type}) is not valid JSON: {_quote(text)}; "
+            "check base_url and any proxy in between",
+            body=text[:4096],
+        ) from None
+
+
+def _quote(text: str, limit: int = 200) -> str:
+    """A bounded, printable start of ``text`` for an error message."""
+    return repr(text[:limit]) + ("..." if len(text) > limit else "")
 
 
 def should_retry(response: requests.Response) -> bool:

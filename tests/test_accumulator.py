@@ -747,3 +747,43 @@ def test_error_chunk_is_accumulated_before_the_error() -> None:
 def test_null_error_field_is_not_an_error() -> None:
     acc = ChatCompletionAccumulator()
     assert kinds(feed(acc, chunk(choice(content="x"), error=None))) == ["content.delta"]
+
+
+# --------------------------------------------------------------------------- a chunk that fails half-way
+HALF_WAY = {
+    "content-then-bad-refusal": (choice(content="abc", refusal=5), ["content.delta"]),
+    "two-choices-second-bad": (
+        chunk(choice(0, content="abc"), choice(1, content=7)),
+        ["content.delta"],
+    ),
+    "finish-then-bad-choice": (
+        chunk(choice(0, "stop", content="abc"), {"index": "x"}),
+        ["content.delta", "content.done", "done"],
+    ),
+    "tool-call-then-bad-fragment": (
+        choice(tool_calls=[call(0, "t1", "f", "{}"), "not a fragment"]),
+        ["tool_call.delta"],
+    ),
+}
+
+
+@pytest.mark.parametrize("bad,derived", list(HALF_WAY.values()), ids=list(HALF_WAY))
+def test_failing_chunk_attaches_the_events_it_already_produced(
+    bad: Dict[str, Any], derived: List[str]
+) -> None:
+    acc = _fed_hello()
+    bad = bad if "choices" in bad else chunk(bad)
+    with pytest.raises(InvalidStreamDataError) as info:
+        acc.feed(bad)
+    events: Any = info.value.events
+    assert [e.type for e in events] == ["chunk", *derived]
+    assert events[0].chunk is bad
+    completion: Any = info.value.completion
+    told = "hello" + "".join(e.delta for e in events if e.type == "content.delta")
+    assert completion.choices[0].message.content == told
+
+
+def test_chunk_that_is_not_an_object_attaches_no_events() -> None:
+    with pytest.raises(InvalidStreamDataError) as info:
+        ChatCompletionAccumulator().feed([1])  # type: ignore[arg-type]
+    assert info.value.events == ()

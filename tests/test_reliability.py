@@ -492,3 +492,141 @@ def test_create_on_an_unreachable_server(waits: list[float]) -> None:
     with pytest.raises(openai_stream.APIConnectionError):
         client.chat.completions.create(model="m", messages=[])
     assert len(waits) == 1
+
+
+# --- whole JSON answers: nesting and size ------------------------------------------------------
+
+
+def json_answer(body: bytes, content_type: str = "application/json") -> Any:
+    return script(head(headers={"Content-Type": content_type}, chunked=False), raw(body), close())
+
+
+def test_create_with_deeply_nested_json_is_a_typed_error() -> None:
+    with FaultServer(json_answer(b"[" * 100_000)) as server:
+        client = openai_stream.Client(api_key="sk-test", base_url=server.base_url, max_retries=0, timeout=10)
+        with pytest.raises(openai_stream.InvalidStreamDataError) as info:
+            client.chat.completions.create(model="m", messages=[])
+    assert "not valid JSON" in info.value.message and len(info.value.message) < 500
+
+
+def test_stream_answered_with_deeply_nested_json_is_a_typed_error() -> None:
+    with (
+        FaultServer(json_answer(b"[" * 100_000)) as server,
+        pytest.raises(openai_stream.InvalidStreamDataError),
+    ):
+        run(server)
+
+
+# The server sends twice the limit, then holds the connection open: reading to the end would
+# wait for the read timeout instead of stopping at the limit.
+OVERSIZED = script(
+    head(headers={"Content-Type": "application/json"}, chunked=False),
+    raw(b'{"id": "' + b"x" * (128 * 1024)),
+    stall(30),
+)
+
+
+def test_create_stops_reading_at_max_event_bytes() -> None:
+    with FaultServer(OVERSIZED) as server:
+        client = openai_stream.Client(
+            api_key="sk-test", base_url=server.base_url, max_retries=0, timeout=20, max_event_bytes=64 * 1024
+        )
+        with pytest.raises(openai_stream.EventTooLargeError) as info:
+            client.chat.completions.create(model="m", messages=[])
+    assert "max_event_bytes" in info.value.message and str(64 * 1024) in info.value.message
+
+
+def test_stream_answered_with_json_stops_reading_at_max_event_bytes() -> None:
+    with FaultServer(OVERSIZED) as server, pytest.raises(openai_stream.EventTooLargeError) as info:
+        run(server, timeout=20, max_event_bytes=64 * 1024)
+    assert "max_event_bytes" in info.value.message
+    assert info.value.completion is not None
+
+
+def test_create_within_max_event_bytes_passes() -> None:
+    body = json.dumps({"id": "c", "choices": [{"index": 0, "message": {"content": "y" * 60_000}}]}).encode()
+    with FaultServer(json_answer(body)) as server:
+        client = openai_stream.Client(
+            api_key="sk-test", base_url=server.base_url, max_retries=0, timeout=10, max_event_bytes=64 * 1024
+        )
+        completion = client.chat.completions.create(model="m", messages=[])
+    assert completion.choices[0].message.content == "y" * 60_000
+
+
+# --- a 200 answer that is not a stream at all ---------------------------------------------------
+
+PORTAL = b"<!DOCTYPE html>\n<html><head><title>Sign in to the Wi-Fi</title></head>\n<body>" + b"z" * 5000
+
+
+@pytest.mark.parametrize("chunked", [True, False], ids=["chunked", "close-delimited"])
+def test_html_page_with_status_200_is_invalid_stream_data(chunked: bool) -> None:
+    parts = [chunk(PORTAL), chunk(b"")] if chunked else [raw(PORTAL), close()]
+    handler = script(head(headers={"Content-Type": "text/html; charset=utf-8"}, chunked=chunked), *parts)
+    with FaultServer(handler) as server, pytest.raises(openai_stream.InvalidStreamDataError) as info:
+        run(server)
+    message = info.value.message
+    assert "text/html" in message and "Sign in to the Wi-Fi" in message and "base_url" in message
+    assert len(message) < 800  # a bounded quote, not the whole page
+    assert isinstance(info.value.body, str) and len(info.value.body) <= 4096
+
+
+def test_empty_body_of_an_unexpected_content_type_is_invalid_stream_data() -> None:
+    handler = script(head(headers={"Content-Type": "application/octet-stream"}), chunk(b""))
+    with FaultServer(handler) as server, pytest.raises(openai_stream.InvalidStreamDataError) as info:
+        run(server)
+    assert "application/octet-stream" in info.value.message
+
+
+def _sse_head(content_type: str | None) -> Any:
+    lines = ["HTTP/1.1 200 OK", "Transfer-Encoding: chunked", "Connection: close"]
+    if content_type is not None:
+        lines.append(f"Content-Type: {content_type}")
+    return raw(("\r\n".join(lines) + "\r\n\r\n").encode())
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [None, "text/event-stream; charset=utf-8", "Text/Event-Stream", "text/plain", "text/html"],
+    ids=["missing", "charset-param", "upper-case", "text-plain", "text-html"],
+)
+def test_sse_under_other_content_types_still_streams(content_type: str | None) -> None:
+    # Some proxies relabel event streams; a body that parses as SSE with data lines is taken as one.
+    with FaultServer(script(_sse_head(content_type), chunk(HELLO + FINISH + DONE), chunk(b""))) as server:
+        completion = run(server)
+    assert completion.choices[0].message.content == "Hello"
+
+
+def test_html_page_without_content_type_is_still_an_interruption() -> None:
+    with (
+        FaultServer(script(_sse_head(None), chunk(PORTAL), chunk(b""))) as server,
+        pytest.raises(openai_stream.StreamInterruptedError),
+    ):
+        run(server)
+
+
+# --- a chunk that fails half-way ---------------------------------------------------------------
+
+
+def test_events_of_a_chunk_that_fails_half_way_reach_handlers_first() -> None:
+    bad = sse({"choices": [{"index": 0, "delta": {"content": "abc", "refusal": 5}}]})
+    seen: list[str] = []
+    with FaultServer(script(head(), chunk(HELLO + bad), chunk(b""))) as server:
+        client = openai_stream.Client(api_key="sk-test", base_url=server.base_url, max_retries=0, timeout=10)
+        stream = client.chat.completions.stream(model="m", messages=[])
+        stream.on("content.delta", lambda event: seen.append(event.delta))
+        with pytest.raises(openai_stream.InvalidStreamDataError) as info:
+            stream.until_done()
+    assert partial_content(info.value) == "Helloabc"
+    assert "".join(seen) == "Helloabc"
+
+
+def test_events_of_a_chunk_that_fails_half_way_are_yielded_by_iteration() -> None:
+    bad = sse({"choices": [{"index": 0, "delta": {"content": "abc", "refusal": 5}}]})
+    with FaultServer(script(head(), chunk(HELLO + bad), chunk(b""))) as server:
+        client = openai_stream.Client(api_key="sk-test", base_url=server.base_url, max_retries=0, timeout=10)
+        events: list[Any] = []
+        with pytest.raises(openai_stream.InvalidStreamDataError) as info:
+            for event in client.chat.completions.stream(model="m", messages=[]):
+                events.append(event)
+    assert [e.type for e in events[-2:]] == ["chunk", "content.delta"]
+    assert events[-1].snapshot == partial_content(info.value) == "Helloabc"

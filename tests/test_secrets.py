@@ -254,3 +254,81 @@ def test_nothing_is_printed_without_logging_configured(capsys: pytest.CaptureFix
     _client, _, _, _ = run_stream(f"http://127.0.0.1:{refuse_port()}/v1")
     out, err = capsys.readouterr()
     assert out == "" and err == ""
+
+
+# --- errors that arrive with status 200 -------------------------------------------------------
+
+ECHO = f"Incorrect API key provided: {KEY}. Find your key at ..."
+ECHO_EVENT = json.dumps({"message": ECHO, "type": "authentication_error"}).encode()
+
+
+@pytest.mark.parametrize(
+    "handler",
+    [
+        script(
+            head(),
+            chunk(sse({"error": {"message": ECHO, "code": "invalid_api_key", "param": KEY}})),
+            chunk(b""),
+        ),
+        script(
+            head(),
+            chunk(b"event: error\ndata: " + ECHO_EVENT[:40]),  # the key split across reads
+            chunk(ECHO_EVENT[40:]),
+            chunk(b"\n\n"),
+            chunk(b""),
+        ),
+        answer(200, {"error": {"message": ECHO, "code": "invalid_api_key"}}),
+    ],
+    ids=["error-field", "error-event", "json-body"],
+)
+def test_error_inside_the_stream_that_echoes_the_key(
+    handler: Any, everything: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    told: list[Any] = []
+    with FaultServer(handler) as server:
+        client = openai_stream.Client(api_key=KEY, base_url=server.base_url, max_retries=0, timeout=10)
+        stream = client.chat.completions.stream(model="m", messages=[])
+        stream.on("error", told.append)
+        with pytest.raises(openai_stream.AuthenticationError) as info:
+            stream.until_done()
+    error = info.value
+    assert "<redacted API key>" in error.message
+    assert [event.error for event in told] == [error]
+    texts = [repr(error.args), json.dumps(error.body), repr(error.param)]
+    assert leaks(*texts) == []
+    assert_clean(everything, capsys, client, stream, error=error)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"data: {not json " + KEY.encode() + b"\n\n", b"<html><body>key " + KEY.encode() + b"</body></html>"],
+    ids=["bad-json-line", "html-page"],
+)
+def test_invalid_stream_data_that_quotes_the_key(
+    body: bytes, everything: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    content_type = "text/html" if body.startswith(b"<") else "text/event-stream"
+    with FaultServer(script(head(headers={"Content-Type": content_type}), chunk(body), chunk(b""))) as server:
+        client, stream, _, error = run_stream(server.base_url)
+    assert isinstance(error, openai_stream.InvalidStreamDataError)
+    assert "<redacted API key>" in error.message
+    assert leaks(repr(error.args), repr(error.body)) == []
+    assert_clean(everything, capsys, client, stream, error=error)
+
+
+def test_create_answer_that_is_not_json_and_quotes_the_key(
+    everything: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    page = b"<html>key " + KEY.encode() + b"</html>"
+    handler = raw(
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nConnection: close\r\n"
+        + f"Content-Length: {len(page)}\r\n\r\n".encode()
+        + page
+    )
+    with FaultServer(handler) as server:
+        client = openai_stream.Client(api_key=KEY, base_url=server.base_url, max_retries=0)
+        with pytest.raises(openai_stream.InvalidStreamDataError) as info:
+            client.chat.completions.create(model="m", messages=[])
+    assert "<redacted API key>" in info.value.message
+    assert leaks(repr(info.value.args), repr(info.value.body)) == []
+    assert_clean(everything, capsys, client, error=info.value)
