@@ -16,10 +16,9 @@ from __future__ import annotations
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import openai_stream
-from openai_stream.testing import ReplayServer, ScriptedResponse
+from openai_stream.testing import demo_server
 
 PROMPTS = [
     "Explain TCP slow start in two sentences.",
@@ -28,7 +27,6 @@ PROMPTS = [
     "Describe the SSE wire format briefly.",
 ]
 CANCEL = 1  # the prompt whose stream the main thread cancels once it has started
-TRANSCRIPT = Path(openai_stream.__file__).resolve().parent / "demo" / "openai-content-usage.sse"
 
 
 def work(stream: openai_stream.ChatCompletionStream) -> str:
@@ -69,7 +67,7 @@ if __name__ == "__main__":
         main()
     else:
         # Every request gets the same recorded reply, one event every 50 ms.
-        with ReplayServer([ScriptedResponse.sse_file(TRANSCRIPT, delay=0.05)]) as server:
+        with demo_server("openai-content-usage", delay=0.05) as server:
             print(
                 "(no OPENAI_API_KEY: every prompt gets the same recorded reply, slowed down, "
                 f"from a loopback server at {server.base_url})"

@@ -390,7 +390,7 @@ class ChatCompletionAccumulator:
                     call.extra[key] = value
         if not _FUNCTION_KEYS.issuperset(function):
             for key, value in function.items():
-                if key not in ("name", "arguments") and value is not None:
+                if key not in _FUNCTION_KEYS and value is not None:
                     call.function_extra[key] = value
         arguments = function.get("arguments")
         if arguments:

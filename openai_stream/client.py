@@ -6,9 +6,15 @@ import os
 from typing import TYPE_CHECKING, Any, Dict, Iterable, Mapping, Optional, Sequence
 
 from .completion import ChatCompletion
-from .errors import APIConnectionError, InvalidStreamDataError, OpenAIError
+from .errors import (
+    APIConnectionError,
+    InvalidStreamDataError,
+    OpenAIError,
+    error_from_payload,
+    is_error_payload,
+)
 from .sse import DEFAULT_MAX_EVENT_BYTES
-from .stream import ChatCompletionStream
+from .stream import ChatCompletionStream, check_idle_timeout
 from .transport import DEFAULT_TIMEOUT, TimeoutTypes, Transport, as_timeout, read_json
 
 if TYPE_CHECKING:
@@ -38,7 +44,8 @@ class Completions:
         """Request a completion without streaming and return it whole.
 
         Every keyword other than the ones named here is sent in the request body
-        unchanged. For a streamed answer use :meth:`stream`.
+        unchanged. An error payload in a 200 answer raises its typed error, as an
+        error status does. For a streamed answer use :meth:`stream`.
         """
         if params.get("stream"):
             raise OpenAIError(
@@ -61,6 +68,12 @@ class Completions:
                 raise InvalidStreamDataError(
                     f"the server's answer is not a JSON object but {type(data).__name__}; check base_url",
                     body=data,
+                )
+            if is_error_payload(data):
+                raise error_from_payload(
+                    data,
+                    request_id=response.headers.get("x-request-id"),
+                    where=f"in its HTTP {response.status_code} answer",
                 )
         except OpenAIError as exc:
             transport.redact_error(exc)  # the quoted answer may echo the key
@@ -174,8 +187,7 @@ class Client:
             raise ValueError("max_retries must be 0 or more")
         if max_connections < 1:
             raise ValueError("max_connections must be 1 or more")
-        if idle_timeout is not None and not idle_timeout > 0:
-            raise ValueError("idle_timeout must be a number of seconds above 0 (or None for no limit)")
+        check_idle_timeout(idle_timeout)
         self.base_url = base_url.rstrip("/")
         self.timeout = as_timeout(timeout)
         self.max_retries = max_retries

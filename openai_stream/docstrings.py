@@ -34,10 +34,6 @@ from typing import Dict, List, NamedTuple, Optional, Tuple
 
 __all__ = ["Docstring", "parse_docstring"]
 
-_SECTIONS = (
-    "args|arguments|parameters|params|keyword args|keyword arguments|other parameters|attributes"
-    "|returns?|yields?|raises|exceptions|examples?|notes?|warnings?|see also|references|todo|methods"
-)
 _PARAM_SECTIONS = frozenset(
     {
         "args",
@@ -49,6 +45,9 @@ _PARAM_SECTIONS = frozenset(
         "other parameters",
         "attributes",
     }
+)
+_SECTIONS = "|".join(sorted(_PARAM_SECTIONS)) + (
+    "|returns?|yields?|raises|exceptions|examples?|notes?|warnings?|see also|references|todo|methods"
 )
 _GOOGLE_HEADER = re.compile(rf"^({_SECTIONS})\s*:\s*$", re.IGNORECASE)
 _NUMPY_HEADER = re.compile(rf"^({_SECTIONS})\s*$", re.IGNORECASE)

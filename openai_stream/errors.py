@@ -34,6 +34,7 @@ __all__ = [
     "InvalidStreamDataError",
     "error_for_status",
     "error_from_payload",
+    "is_error_payload",
 ]
 
 
@@ -260,14 +261,21 @@ def error_for_status(
     )
 
 
+def is_error_payload(data: Any) -> bool:
+    """Whether decoded JSON reports an error: ``{"error": ...}``, or vLLM's ``{"object": "error", ...}``."""
+    return isinstance(data, dict) and (data.get("error") is not None or data.get("object") == "error")
+
+
 def error_from_payload(
     payload: Mapping[str, Any],
     *,
     request_id: Optional[str] = None,
     completion: Optional[ChatCompletion] = None,
+    where: str = "inside the stream",
 ) -> APIError:
-    """Build the typed error for an error that arrived inside the stream.
+    """Build the typed error for an error payload the server sent with a successful status.
 
+    ``where`` completes the message "the server reported an error {where}: ...".
     A numeric code (or ``status_code``) maps like an HTTP status; string codes
     and types map by name; anything else is a plain :class:`APIError`.
     """
@@ -286,10 +294,10 @@ def error_from_payload(
     for name in (fields["code"], fields["type"]):
         if cls in (None, APIStatusError) and isinstance(name, str) and name in _STRING_CODES:
             cls = _STRING_CODES[name]
-    detail = fields["message"] or "no error message"
+    message = f"the server reported an error {where}: {fields['message'] or 'no error message'}"
     if cls is None:
         return APIError(
-            f"the server reported an error inside the stream: {detail}",
+            message,
             body=payload,
             code=fields["code"],
             type=fields["type"],
@@ -298,9 +306,8 @@ def error_from_payload(
         )
     if status is None:
         status = _CLASS_STATUS.get(cls, 0)
-    message = f"the server reported an error inside the stream: {detail} ({_hint(status)})"
     return cls(
-        message,
+        f"{message} ({_hint(status)})",
         status_code=status,
         request_id=request_id,
         body=payload,

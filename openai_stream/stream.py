@@ -33,10 +33,11 @@ from .errors import (
     InvalidStreamDataError,
     OpenAIError,
     StreamInterruptedError,
+    is_error_payload,
 )
 from .events import ErrorEvent, Event, ResponseEvent
 from .sse import DEFAULT_MAX_EVENT_BYTES, SSEDecoder
-from .transport import Timeout, TimeoutTypes, Transport, as_timeout, iter_body, read_json
+from .transport import Timeout, TimeoutTypes, Transport, _quote, as_timeout, iter_body, read_json
 
 __all__ = ["ChatCompletionStream"]
 
@@ -83,8 +84,7 @@ class ChatCompletionStream(EventEmitter):
         idle_timeout: Optional[float] = None,
     ) -> None:
         super().__init__()
-        if idle_timeout is not None and not idle_timeout > 0:
-            raise ValueError("idle_timeout must be a number of seconds above 0 (or None for no limit)")
+        check_idle_timeout(idle_timeout)
         if idle_timeout == float("inf"):
             idle_timeout = None
         self._transport = transport
@@ -338,10 +338,7 @@ class ChatCompletionStream(EventEmitter):
                 raise
             raise error from exc
         finally:
-            if self._control is not None:
-                self._control.finish(reuse=self._completion is not None and not self._closed)
-            elif self._response is not None:
-                self._response.close()
+            self._release(reuse=self._completion is not None and not self._closed)
             self._finished.set()
             self._wake.set()
 
@@ -439,11 +436,8 @@ class ChatCompletionStream(EventEmitter):
     def _json_body(self, response: requests.Response) -> Iterator[Dict[str, Any]]:
         """A server that answered the stream request with one whole JSON completion."""
         payload = read_json(response, self._max_event_bytes)
-        is_error = isinstance(payload, dict) and (
-            payload.get("error") is not None or payload.get("object") == "error"
-        )
-        if is_error:
-            raise self._accumulator.error_from_payload(_error_payload(payload))
+        if is_error_payload(payload):
+            raise self._accumulator.error_from_payload(payload)
         yield payload
 
     def _snapshot(self) -> ChatCompletion:
@@ -468,6 +462,13 @@ class ChatCompletionStream(EventEmitter):
             "raise idle_timeout if the model pauses longer"
         )
 
+    def _release(self, reuse: bool) -> None:
+        """Close the response; with ``reuse``, a body read to its end returns its connection to the pool."""
+        if self._control is not None:
+            self._control.finish(reuse=reuse)
+        elif self._response is not None:
+            self._response.close()
+
     def _fail(self, exc: BaseException) -> BaseException:
         """Record the error that ends the stream (after close(): the abort) and tell listeners."""
         if self._closed and not isinstance(exc, APIUserAbortError) and isinstance(exc, OpenAIError):
@@ -481,13 +482,16 @@ class ChatCompletionStream(EventEmitter):
             if isinstance(exc, APIStatusError) and exc.request_id is None:
                 exc.request_id = self.request_id
         self._error = exc
-        if self._control is not None:
-            self._control.finish(reuse=False)
-        elif self._response is not None:
-            self._response.close()
+        self._release(reuse=False)
         if isinstance(exc, Exception) and "error" in self._events:
             self.emit("error", ErrorEvent(exc))
         return exc
+
+
+def check_idle_timeout(seconds: Optional[float]) -> None:
+    """Raise ValueError unless ``seconds`` is None (no limit) or above 0."""
+    if seconds is not None and not seconds > 0:
+        raise ValueError("idle_timeout must be a number of seconds above 0 (or None for no limit)")
 
 
 def _drain(iterator: Iterator[Event]) -> None:
@@ -515,7 +519,7 @@ def _keep_head(body: Iterator[bytes], head: bytearray) -> Iterator[bytes]:
 def _not_a_stream(content_type: str, head: bytes) -> InvalidStreamDataError:
     text = head.decode("utf-8", "replace")
     shown = " ".join(text.split())
-    start = f"starts {shown[:200]!r}{'...' if len(shown) > 200 else ''}" if shown else "is empty"
+    start = f"starts {_quote(shown)}" if shown else "is empty"
     return InvalidStreamDataError(
         f"the server answered with Content-Type {content_type!r}, not an event stream, and its "
         f"body holds no stream events (it {start}); check base_url (it should point at the API, "

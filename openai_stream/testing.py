@@ -381,11 +381,10 @@ def demo_server(name: str = "openai-content-usage", *, delay: float = 0.0) -> It
         yield server
 
 
-try:
+# The fixture only matters under pytest, which is then already imported; elsewhere (the CLI,
+# scripts) importing pytest would only add its import time.
+if "pytest" in sys.modules:
     import pytest
-except ImportError:  # pragma: no cover - pytest is optional
-    pass
-else:
 
     @pytest.fixture(name="replay_server")
     def replay_server() -> Iterator[ReplayServer]:

@@ -235,10 +235,7 @@ class Transport:
         """
         if not self._api_key:
             return
-        seen: Optional[BaseException] = error
-        for _ in range(20):  # chains are short; the bound guards against a cycle
-            if seen is None:
-                break
+        for seen in _chain(error):
             seen.args = tuple(self.redact(a) if isinstance(a, str) else a for a in seen.args)
             if isinstance(seen, APIError):
                 seen.message = self.redact(seen.message)
@@ -246,7 +243,6 @@ class Transport:
                 seen.code = self._redact_value(seen.code)
                 seen.type = self._redact_value(seen.type)
                 seen.param = self._redact_value(seen.param)
-            seen = seen.__cause__ or seen.__context__
 
     def _redact_value(self, value: Any) -> Any:
         if isinstance(value, str):
@@ -411,26 +407,27 @@ def backoff(attempt: int) -> float:
     return base * (1.0 - 0.25 * random.random())
 
 
-def _body_failure(exc: BaseException) -> str:
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """``exc``, then its cause, the cause's cause... (chains are short; the bound guards against a cycle)."""
     seen: Optional[BaseException] = exc
-    for _ in range(20):  # chains are short; the bound guards against a cycle
+    for _ in range(20):
         if seen is None:
-            break
+            return
+        yield seen
+        seen = seen.__cause__ or seen.__context__
+
+
+def _body_failure(exc: BaseException) -> str:
+    for seen in _chain(exc):
         if isinstance(seen, ConnectionResetError):
             return "the connection was reset"
         if isinstance(seen, http.client.IncompleteRead):
             return "the server closed the connection in the middle of the body"
-        seen = seen.__cause__ or seen.__context__
     return _root_cause(exc)
 
 
 def _root_cause(exc: BaseException) -> str:
-    seen = exc
-    while True:
-        nxt = seen.__cause__ or seen.__context__
-        if nxt is None or nxt is seen:
-            break
-        seen = nxt
+    *_, seen = _chain(exc)
     reason = getattr(seen, "reason", None)
     text = str(reason if reason is not None else seen) or type(seen).__name__
     return text if len(text) <= 200 else text[:200] + "..."

@@ -13,13 +13,14 @@ connection (the last one repeats), e.g. to fail the first attempt only.
 
 from __future__ import annotations
 
+import json
 import socket
 import struct
 import threading
 import time
 from collections.abc import Callable, Sequence
 from http import HTTPStatus
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -76,6 +77,11 @@ def head(
             reason = "Unknown"
     lines = [f"HTTP/1.1 {status} {reason}"] + [f"{k}: {v}" for k, v in fields.items()]
     return raw(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+
+
+def sse(obj: Any) -> bytes:
+    """``obj`` as one SSE ``data:`` event, JSON-encoded (write it with ``chunk`` or ``raw``)."""
+    return b"data: " + json.dumps(obj).encode() + b"\n\n"
 
 
 def raw(data: bytes) -> Handler:

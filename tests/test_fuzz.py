@@ -242,7 +242,7 @@ CHUNK = st.one_of(PLAUSIBLE, PLAUSIBLE, PLAUSIBLE, PLAUSIBLE, PLAUSIBLE, IMPLAUS
 CHUNKS = st.lists(PLAUSIBLE, max_size=8) | st.lists(CHUNK, max_size=8)
 
 
-def check_invariants(events: list[Any], completion: Any, *, complete: bool) -> None:
+def check_invariants(events: list[Any], completion: Any) -> None:
     """Deltas concatenate to the final texts; snapshots and done events agree with them."""
     texts: dict[tuple[str, int], str] = defaultdict(str)
     args: dict[tuple[int, int], str] = defaultdict(str)
@@ -301,10 +301,10 @@ def test_accumulator_never_raises_foreign_errors_and_deltas_add_up(chunks: list[
         assert isinstance(error, openai_stream.APIError)
         assert error.completion is not None
         events.extend(getattr(error, "events", ()))
-        check_invariants(events, error.completion, complete=False)
+        check_invariants(events, error.completion)
         return
     assert events[-1].type == "completion"
-    check_invariants(events, events[-1].completion, complete=True)
+    check_invariants(events, events[-1].completion)
 
 
 # --- the whole pipeline without sockets --------------------------------------------------------
@@ -392,10 +392,10 @@ def test_stream_pipeline_never_raises_foreign_errors(data: st.DataObject) -> Non
         assert error.completion is not None
         assert [e.error for e in errors] == [error]
         assert stream.state == "failed"
-        check_invariants(events, error.completion, complete=False)
+        check_invariants(events, error.completion)
     else:
         assert events[-1].type == "completion" and stream.state == "done"
-        check_invariants(events, events[-1].completion, complete=True)
+        check_invariants(events, events[-1].completion)
     assert response.closed
 
 
@@ -412,6 +412,6 @@ def test_a_cut_body_is_complete_or_interrupted(chunks: list[Any], end: str, data
             events.append(event)
     except openai_stream.StreamInterruptedError as error:
         assert error.completion is not None
-        check_invariants(events, error.completion, complete=False)
+        check_invariants(events, error.completion)
     else:
-        check_invariants(events, events[-1].completion, complete=True)
+        check_invariants(events, events[-1].completion)

@@ -13,14 +13,10 @@ import zlib
 from typing import Any
 
 import pytest
-from fault_server import FaultServer, chunk, close, head, raw, refuse_port, reset, script, stall
+from fault_server import FaultServer, chunk, close, head, raw, refuse_port, reset, script, sse, stall
 
 import openai_stream
 from openai_stream import transport
-
-
-def sse(obj: Any) -> bytes:
-    return b"data: " + json.dumps(obj).encode() + b"\n\n"
 
 
 def delta(content: str, finish: str | None = None, index: int = 0) -> dict[str, Any]:
@@ -497,8 +493,11 @@ def test_create_on_an_unreachable_server(waits: list[float]) -> None:
 # --- whole JSON answers: nesting and size ------------------------------------------------------
 
 
-def json_answer(body: bytes, content_type: str = "application/json") -> Any:
-    return script(head(headers={"Content-Type": content_type}, chunked=False), raw(body), close())
+def json_answer(
+    body: bytes, content_type: str = "application/json", headers: dict[str, str] | None = None
+) -> Any:
+    fields = {"Content-Type": content_type, **(headers or {})}
+    return script(head(headers=fields, chunked=False), raw(body), close())
 
 
 def test_create_with_deeply_nested_json_is_a_typed_error() -> None:
@@ -551,6 +550,32 @@ def test_create_within_max_event_bytes_passes() -> None:
         )
         completion = client.chat.completions.create(model="m", messages=[])
     assert completion.choices[0].message.content == "y" * 60_000
+
+
+@pytest.mark.parametrize(
+    ("payload", "cls"),
+    [
+        ({"error": {"message": "overloaded for sk-test", "type": "overloaded_error"}},
+         openai_stream.InternalServerError),
+        ({"object": "error", "message": "overloaded for sk-test", "type": "BadRequestError", "code": 400},
+         openai_stream.BadRequestError),
+    ],
+    ids=["error-field", "vllm-object-error"],
+)
+def test_create_answered_200_with_an_error_payload_raises_it(
+    payload: dict[str, Any], cls: type[openai_stream.APIStatusError]
+) -> None:
+    handler = json_answer(json.dumps(payload).encode(), headers={"x-request-id": "req_200"})
+    with FaultServer(handler) as server:
+        client = openai_stream.Client(api_key="sk-test", base_url=server.base_url, max_retries=0, timeout=10)
+        with pytest.raises(cls) as info:
+            client.chat.completions.create(model="m", messages=[])
+        client.close()
+    message = info.value.message
+    assert "reported an error in its HTTP 200 answer: overloaded" in message
+    assert "inside the stream" not in message
+    assert "sk-test" not in message and "sk-test" not in json.dumps(info.value.body)
+    assert info.value.request_id == "req_200"
 
 
 # --- a 200 answer that is not a stream at all ---------------------------------------------------

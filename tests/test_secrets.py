@@ -14,16 +14,12 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from fault_server import FaultServer, chunk, head, raw, refuse_port, reset, script, stall
+from fault_server import FaultServer, chunk, head, raw, refuse_port, reset, script, sse, stall
 
 import openai_stream
 from openai_stream import transport
 
 KEY = "sk-proj-SECRET-4f9a8b7c6d5e"
-
-
-def sse(obj: Any) -> bytes:
-    return b"data: " + json.dumps(obj).encode() + b"\n\n"
 
 
 CHUNK = {"id": "c", "choices": [{"index": 0, "delta": {"content": "hi"}, "finish_reason": "stop"}]}

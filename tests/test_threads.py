@@ -7,7 +7,6 @@ threading.active_count(); every wait is bounded.
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 import time
@@ -16,11 +15,10 @@ from pathlib import Path
 from typing import Any, Callable
 
 import pytest
-from fault_server import FaultServer, chunk, head
+from fault_server import FaultServer, chunk, head, sse
 
 import openai_stream
-import openai_stream.testing
-from openai_stream.testing import ReplayServer, ScriptedResponse
+from openai_stream.testing import ReplayServer, ScriptedResponse, demo_server
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "sse"
 LINUX_PROC = os.path.isdir("/proc/self/fd") and os.path.exists("/proc/net/tcp")
@@ -29,10 +27,6 @@ LINUX_PROC = os.path.isdir("/proc/self/fd") and os.path.exists("/proc/net/tcp")
 def delta(content: str, finish: str | None = None, index: int = 0) -> dict[str, Any]:
     choice: dict[str, Any] = {"index": index, "delta": {"content": content}, "finish_reason": finish}
     return {"id": "chatcmpl-1", "object": "chat.completion.chunk", "model": "m", "choices": [choice]}
-
-
-def sse(obj: Any) -> bytes:
-    return b"data: " + json.dumps(obj).encode() + b"\n\n"
 
 
 def long_stream(deltas: int, *, choices: int = 1, delay: float = 0.0) -> ScriptedResponse:
@@ -233,14 +227,7 @@ def stream_in_threads(
     return results
 
 
-@pytest.fixture
-def wide_backlog(monkeypatch: pytest.MonkeyPatch) -> None:
-    """ReplayServer listens with socketserver's backlog of 5; 50 simultaneous connects overflow it."""
-    monkeypatch.setattr(openai_stream.testing._Server, "request_queue_size", 128)
-
-
 @pytest.mark.skipif(not LINUX_PROC, reason="counts sockets through /proc")
-@pytest.mark.usefixtures("wide_backlog")
 def test_fifty_threads_share_one_client_and_reuse_its_connections() -> None:
     transcript = ScriptedResponse.sse_file(FIXTURES / "openai-content-usage.sse")
     with ReplayServer([transcript]) as server:
@@ -369,7 +356,7 @@ def test_threaded_app_example_cancels_one_stream_and_finishes_the_others() -> No
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    with ReplayServer([ScriptedResponse.sse_file(module.TRANSCRIPT, delay=0.05)]) as server:
+    with demo_server("openai-content-usage", delay=0.05) as server:
         outcomes = module.main(server.base_url)
     assert [o.split(":")[0].split(" ")[0] for o in outcomes] == ["done", "cancelled", "done", "done"]
     assert not stream_threads()
