@@ -283,8 +283,7 @@ class ChatCompletionAccumulator:
                 buf = state.content
                 if buf is None:
                     buf = state.content = TextBuffer()
-                buf.parts.append(content)
-                events.append(ContentDeltaEvent(index, content, buf, len(buf.parts)))
+                events.append(ContentDeltaEvent(index, content, buf, buf.append(content)))
         elif content is not None:
             self._feed_content_parts(state, content, events)
         refusal = delta.get("refusal")
@@ -321,16 +320,14 @@ class ChatCompletionAccumulator:
         buf = state.refusal
         if buf is None:
             buf = state.refusal = TextBuffer()
-        buf.parts.append(text)
-        events.append(RefusalDeltaEvent(state.index, text, buf, len(buf.parts)))
+        events.append(RefusalDeltaEvent(state.index, text, buf, buf.append(text)))
 
     def _append_reasoning(self, state: _Choice, text: str, key: str, events: List[Event]) -> None:
         buf = state.reasoning
         if buf is None:
             buf = state.reasoning = TextBuffer()
             state.reasoning_key = key
-        buf.parts.append(text)
-        events.append(ReasoningDeltaEvent(state.index, text, buf, len(buf.parts)))
+        events.append(ReasoningDeltaEvent(state.index, text, buf, buf.append(text)))
 
     def _feed_content_parts(self, state: _Choice, parts: Any, events: List[Event]) -> None:
         """Content as a list of typed parts (Mistral Magistral): text and thinking."""
@@ -393,18 +390,18 @@ class ChatCompletionAccumulator:
                 if key not in _FUNCTION_KEYS and value is not None:
                     call.function_extra[key] = value
         arguments = function.get("arguments")
+        buf = call.arguments
         if arguments:
             if type(arguments) is not str:
                 # Some servers send already-parsed arguments; keep them as JSON text.
                 arguments = json.dumps(arguments)
-            call.arguments.parts.append(arguments)
-        elif not announce:
+            end = buf.append(arguments)
+        elif announce:
+            end = buf.length
+        else:
             return
-        buf = call.arguments
         events.append(
-            ToolCallDeltaEvent(
-                state.index, call.position, call.id, call.name, arguments or "", buf, len(buf.parts)
-            )
+            ToolCallDeltaEvent(state.index, call.position, call.id, call.name, arguments or "", buf, end)
         )
 
     def _feed_function_call(self, state: _Choice, fragment: Any) -> None:

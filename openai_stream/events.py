@@ -38,31 +38,43 @@ __all__ = [
 
 
 class TextBuffer:
-    """Text received in fragments; ``text(n)`` joins the first ``n`` on demand.
+    """Text received in fragments: O(1) appends, the text joined only when read.
 
-    Appending is O(1); each distinct prefix is joined at most once, and a
-    longer prefix reuses the last one joined.
+    Fragments are merged into blocks every ``BLOCK`` appends, so a long stream
+    of tiny fragments holds about one copy of its text rather than one string
+    object per fragment. :meth:`text` joins what is held (then keeps it as one
+    block) and cuts it at an offset, which is how a delta event's ``snapshot``
+    is built on demand.
     """
 
-    __slots__ = ("_joined", "_joined_n", "parts")
+    __slots__ = ("_blocks", "_parts", "length")
+    BLOCK = 256
 
     def __init__(self) -> None:
-        self.parts: List[str] = []
-        self._joined = ""
-        self._joined_n = 0
+        self._blocks: List[str] = []
+        self._parts: List[str] = []
+        self.length = 0
 
-    def text(self, n: Optional[int] = None) -> str:
-        """The concatenation of the first ``n`` fragments (all when ``None``)."""
-        if n is None:
-            n = len(self.parts)
-        if n == self._joined_n:
-            return self._joined
-        if n > self._joined_n:
-            joined = self._joined + "".join(self.parts[self._joined_n : n])
-        else:
-            joined = "".join(self.parts[:n])
-        self._joined, self._joined_n = joined, n
-        return joined
+    def append(self, fragment: str) -> int:
+        """Add ``fragment``; return the text's length after it (a delta event's ``end``)."""
+        parts = self._parts
+        parts.append(fragment)
+        if len(parts) >= self.BLOCK:
+            self._blocks.append("".join(parts))
+            parts.clear()
+        self.length += len(fragment)
+        return self.length
+
+    def text(self, end: Optional[int] = None) -> str:
+        """The text received so far, or its first ``end`` characters."""
+        blocks = self._blocks
+        if self._parts:
+            blocks.append("".join(self._parts))
+            self._parts.clear()
+        if len(blocks) > 1:
+            blocks[:] = ["".join(blocks)]
+        text = blocks[0] if blocks else ""
+        return text if end is None or end >= len(text) else text[:end]
 
 
 class _ResponseFields(NamedTuple):
@@ -93,7 +105,7 @@ class _DeltaFields(NamedTuple):
     choice_index: int
     delta: str
     buffer: TextBuffer
-    parts: int
+    end: int
 
 
 class _TextDelta(_DeltaFields):
@@ -102,7 +114,7 @@ class _TextDelta(_DeltaFields):
     @property
     def snapshot(self) -> str:
         """The choice's text of this kind up to and including this fragment."""
-        return self.buffer.text(self.parts)
+        return self.buffer.text(self.end)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(choice_index={self.choice_index}, delta={self.delta!r})"
@@ -200,7 +212,7 @@ class _ToolDeltaFields(NamedTuple):
     name: Optional[str]
     arguments_delta: str
     buffer: TextBuffer
-    parts: int
+    end: int
 
 
 class ToolCallDeltaEvent(_ToolDeltaFields):
@@ -215,7 +227,7 @@ class ToolCallDeltaEvent(_ToolDeltaFields):
     @property
     def arguments_snapshot(self) -> str:
         """The call's arguments up to and including this fragment."""
-        return self.buffer.text(self.parts)
+        return self.buffer.text(self.end)
 
     @property
     def partial_arguments(self) -> Any:
@@ -225,7 +237,7 @@ class ToolCallDeltaEvent(_ToolDeltaFields):
         far as it goes; ``None`` until anything is usable. Costs one parse of
         the snapshot per read (see :func:`~openai_stream.parsing.parse_partial`).
         """
-        return parse_partial(self.buffer.text(self.parts))
+        return parse_partial(self.buffer.text(self.end))
 
     def __repr__(self) -> str:
         return (

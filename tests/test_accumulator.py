@@ -787,3 +787,23 @@ def test_chunk_that_is_not_an_object_attaches_no_events() -> None:
     with pytest.raises(InvalidStreamDataError) as info:
         ChatCompletionAccumulator().feed([1])  # type: ignore[arg-type]
     assert info.value.events == ()
+
+
+def test_text_buffer_holds_about_one_copy_of_many_tiny_fragments() -> None:
+    import tracemalloc
+
+    fragments = [chr(ord("a") + i % 26) for i in range(100_000)]  # one-character strings are cached
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        buf = TextBuffer()
+        ends = [buf.append(f) for f in fragments[:10]]
+        for f in fragments[10:]:
+            buf.append(f)
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert held < 3 * len(fragments) + 64 * 1024, held  # a list of 100,000 fragments is 800 KB alone
+    assert ends == list(range(1, 11))
+    assert buf.text() == "".join(fragments)
+    assert buf.text(5) == "abcde" and buf.text(10**9) == buf.text()

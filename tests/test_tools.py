@@ -233,8 +233,7 @@ def test_partial_arguments_at_every_cut() -> None:
     text = json.dumps(final)
     buf = TextBuffer()
     for i, ch in enumerate(text):
-        buf.parts.append(ch)
-        event = ToolCallDeltaEvent(0, 0, "c", "t", ch, buf, i + 1)
+        event = ToolCallDeltaEvent(0, 0, "c", "t", ch, buf, buf.append(ch))
         partial = event.partial_arguments
         assert partial is None or _is_prefix_of(partial, final), text[: i + 1]
         if isinstance(partial, dict) and isinstance(partial.get("query"), str):
