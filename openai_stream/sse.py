@@ -55,6 +55,7 @@ class SSEDecoder:
         self._event_type = ""
         self._event_size = 0
         self._error: Optional[APIError] = None
+        self._clean = False  # True when the next read may take the one-event fast path
 
     def raise_pending(self) -> None:
         """Raise the error kept back by the last :meth:`feed`, if any."""
@@ -64,6 +65,27 @@ class SSEDecoder:
 
     def feed(self, data: bytes) -> List[ServerSentEvent]:
         """Take the next bytes of the body; return the events they complete."""
+        # The common read: one whole "data: ..." event, LF line ends, nothing held back.
+        if (
+            self._clean
+            and data[-2:] == b"\n\n"
+            and data[:6] == b"data: "
+            and data.count(b"\n") == 2
+            and b"\r" not in data
+            and len(data) <= self.max_event_bytes
+        ):
+            try:
+                text = data[6:-2].decode("utf-8")
+                return [ServerSentEvent("message", text, self.last_event_id, self.retry)]
+            except UnicodeDecodeError:
+                pass  # the general path below reports it
+        events = self._feed(data)
+        self._clean = not (
+            self._pending or self._skip_lf or self._data or self._event_type or self._error
+        ) and not self._first_line
+        return events
+
+    def _feed(self, data: bytes) -> List[ServerSentEvent]:
         self.raise_pending()
         if not data:
             return []
@@ -106,6 +128,7 @@ class SSEDecoder:
 
     def end(self) -> Optional[ServerSentEvent]:
         """The end of the body: the event left without its closing blank line, if any."""
+        self._clean = False
         self.raise_pending()
         if self._pending:
             line = _mark_cut_character(b"".join(self._pending))

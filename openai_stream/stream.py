@@ -17,7 +17,7 @@ import collections
 import json
 import threading
 import time
-from typing import Any, Dict, Iterator, Mapping, Optional
+from typing import Any, Dict, Iterator, List, Mapping, Optional
 
 import requests
 from pyee import EventEmitter
@@ -278,10 +278,7 @@ class ChatCompletionStream(EventEmitter):
         return limits
 
     def _run(self) -> Iterator[Event]:
-        feed = self._accumulator.feed
-        end = self._accumulator.end
-        listeners = self._events  # read without the lock: membership tests are atomic
-        emit = self.emit
+        listeners = self._events  # read without the lock: lookups are atomic
         try:
             if self._closed:
                 raise self._abort_error()
@@ -300,34 +297,23 @@ class ChatCompletionStream(EventEmitter):
             self.request_id = response.headers.get("x-request-id")
             if self._closed:
                 raise self._abort_error()
-            event: Event = ResponseEvent(response.status_code, response.headers, self.request_id)
-            if "response" in listeners:
-                emit("response", event)
-            yield event
-            for chunk in self._chunks(response, control):
-                try:
-                    events = feed(chunk)
-                except InvalidStreamDataError as exc:
-                    # The events this chunk produced before it failed: handlers see all the
-                    # completion holds, then the error (raised by the loop below).
-                    events = [*exc.events, ErrorEvent(exc)]
+            first: Event = ResponseEvent(response.status_code, response.headers, self.request_id)
+            for events in self._event_lists(first, response, control):
                 for event in events:
                     if self._closed:
                         raise self._abort_error()
                     kind = event.type
                     if kind == "error":
                         raise event.error  # type: ignore[union-attr]
-                    if kind in listeners:
-                        emit(kind, event)
+                    if kind == "completion":
+                        self._completion = event.completion  # type: ignore[union-attr]
+                    handlers = listeners.get(kind)
+                    if handlers:
+                        # pyee's emit() without its lock and per-call allocations: copying the
+                        # handlers is one C call under the GIL, so it is still a consistent snapshot.
+                        for handler in list(handlers.values()):
+                            handler(event)
                     yield event
-            for event in end():
-                if self._closed:
-                    raise self._abort_error()
-                if event.type == "completion":
-                    self._completion = event.completion  # type: ignore[union-attr]
-                if event.type in listeners:
-                    emit(event.type, event)
-                yield event
         except GeneratorExit:
             self._closed = True
             raise
@@ -341,6 +327,21 @@ class ChatCompletionStream(EventEmitter):
             self._release(reuse=self._completion is not None and not self._closed)
             self._finished.set()
             self._wake.set()
+
+    def _event_lists(
+        self, first: Event, response: requests.Response, control: BodyControl
+    ) -> Iterator[List[Event]]:
+        """``first``, then the events of each chunk, then those that end the stream."""
+        yield [first]
+        feed = self._accumulator.feed
+        for chunk in self._chunks(response, control):
+            try:
+                yield feed(chunk)
+            except InvalidStreamDataError as exc:
+                # The events this chunk produced before it failed: handlers see all the
+                # completion holds, then the error.
+                yield [*exc.events, ErrorEvent(exc)]
+        yield self._accumulator.end()
 
     def _chunks(self, response: requests.Response, control: BodyControl) -> Iterator[Dict[str, Any]]:
         """The decoded chunks of the body; raises when the stream breaks, reports an error or idles."""
@@ -360,7 +361,7 @@ class ChatCompletionStream(EventEmitter):
             body = _keep_head(body, head)
         decoder = SSEDecoder(self._max_event_bytes)
         feed = decoder.feed
-        loads = json.loads
+        loads = _loads
         done = False
         idle = self._idle_timeout
         read_limit = control.read_timeout
@@ -500,6 +501,20 @@ def _drain(iterator: Iterator[Event]) -> None:
         collections.deque(iterator, maxlen=0)
     except BaseException:  # recorded on the stream; until_done() raises it
         pass
+
+
+_raw_decode = json.JSONDecoder().raw_decode
+
+
+def _loads(text: str) -> Any:
+    """``json.loads`` for a data line, without its two whitespace regex passes in the usual case."""
+    try:
+        value, end = _raw_decode(text)
+    except ValueError:
+        return json.loads(text)  # leading whitespace, or the error json.loads itself reports
+    if end != len(text):
+        return json.loads(text)
+    return value
 
 
 def _error_payload(chunk: Any) -> Dict[str, Any]:

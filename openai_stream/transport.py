@@ -12,6 +12,7 @@ import http.client
 import json
 import logging
 import random
+import socket
 import time
 from typing import Any, Dict, Iterator, Mapping, Optional, Tuple, Union
 from urllib.parse import urlsplit
@@ -296,25 +297,39 @@ class _Session(requests.Session):
 def iter_body(response: requests.Response) -> Iterator[bytes]:
     """The body's bytes as soon as each piece arrives, with failures mapped to typed errors.
 
-    ``raw.read1`` returns whatever the socket has, so an event reaches the
-    decoder without waiting for a read buffer to fill, on chunked and on
-    close-delimited bodies alike.
+    ``read1`` returns whatever the socket has (at most one HTTP chunk), so an
+    event reaches the decoder without waiting for a read buffer to fill, on
+    chunked and close-delimited bodies alike. A body without Content-Encoding
+    is read from the ``http.client`` response under urllib3: the same bytes,
+    at a third of the cost per read of urllib3's own ``read1`` (decoder checks,
+    an error-catching context manager and a buffer queue on every call).
     """
-    raw = response.raw
-    raw.decode_content = True
-    read = raw.read1
+    raw: Any = response.raw
+    fp = getattr(raw, "_fp", None)
+    encoding = response.headers.get("content-encoding", "").strip().lower()
+    if fp is not None and hasattr(fp, "read1") and encoding in ("", "identity"):
+        read = fp.read1
+    else:
+        raw.decode_content = True
+        read = raw.read1
     try:
         while True:
             data = read(READ_SIZE)
             if not data:
                 return
             yield data
-    except (urllib3.exceptions.ReadTimeoutError, requests.Timeout) as exc:
+    except (urllib3.exceptions.ReadTimeoutError, requests.Timeout, socket.timeout) as exc:
         raise APITimeoutError(
             "the server sent nothing for longer than the read timeout; "
             "raise Timeout(read=...) if the model is slow to answer"
         ) from exc
-    except (urllib3.exceptions.HTTPError, requests.RequestException, OSError, ValueError) as exc:
+    except (
+        urllib3.exceptions.HTTPError,
+        requests.RequestException,
+        http.client.HTTPException,
+        OSError,
+        ValueError,
+    ) as exc:
         raise StreamInterruptedError(
             f"the connection broke while the stream was being read ({_body_failure(exc)}); retry the request"
         ) from exc

@@ -388,3 +388,43 @@ def test_buffered_reading_of_a_close_delimited_body_waits_for_the_buffer() -> No
         response.close()
     assert json.loads(first.data)["choices"][0]["delta"]["content"] == "one"
     assert len(gave_up) == 1 and isinstance(gave_up[0], TimeoutError)
+
+
+# --------------------------------------------------------------------------- one-event reads
+def _one_by_one(reads: list[bytes], **kwargs: Any) -> list[ServerSentEvent]:
+    decoder = SSEDecoder(**kwargs)
+    events: list[ServerSentEvent] = []
+    for data in reads:
+        events += decoder.feed(data)
+    return events
+
+
+@pytest.mark.parametrize(
+    "reads",
+    [
+        [b"data: 1\n\n", b"data: 2\n\n", b"data: 3\n\n"],
+        [b"\xef\xbb\xbfdata: 1\n\n", b"data: 2\n\n"],  # the first read is checked for a BOM
+        [b"event: error\n", b"data: 1\n\n", b"data: 2\n\n"],  # a pending event type
+        [b"data: 1\r", b"\n\r\n", b"data: 2\n\n"],  # a CR waiting for its LF
+        [b"data: 1\n", b"data: 2\n\n", b"data: 3\n\n"],  # a multi-line event in progress
+        [b"da", b"ta: 1\n\n", b"data: 2\n\n"],  # a line in progress
+        [b"id: 7\n\n", b"data: 1\n\n", b"retry: 5\n\n", b"data: 2\n\n"],
+        [b"data: 1\n\n", b"data: two\nlines\n\n", b"data: 3\n\n"],
+    ],
+)
+def test_reads_of_one_whole_event_decode_as_the_body_in_one_piece(reads: list[bytes]) -> None:
+    assert _one_by_one(reads) == decode([b"".join(reads)])
+
+
+def test_a_one_event_read_with_bad_utf8_is_a_typed_error() -> None:
+    decoder = SSEDecoder()
+    assert decoder.feed(b"data: 1\n\n") == [ServerSentEvent("message", "1")]
+    with pytest.raises(openai_stream.InvalidStreamDataError):
+        decoder.feed(b"data: \xff\n\n")
+
+
+def test_a_one_event_read_over_the_limit_is_too_large() -> None:
+    decoder = SSEDecoder(max_event_bytes=64)
+    assert decoder.feed(b"data: 1\n\n") == [ServerSentEvent("message", "1")]
+    with pytest.raises(openai_stream.EventTooLargeError):
+        decoder.feed(b"data: " + b"x" * 100 + b"\n\n")
