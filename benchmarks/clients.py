@@ -25,8 +25,11 @@ __all__ = [
     "OpenAICreateClient",
     "OursHandlersClient",
     "OursIterClient",
+    "OursToolDeltaClient",
+    "OursPartialArgumentsClient",
     "accumulate_in_memory",
     "network_clients",
+    "partial_clients",
     "request_body",
 ]
 
@@ -290,6 +293,62 @@ class OursIterClient(_Ours):
         return text_of_completion(completion)
 
 
+class OursToolDeltaClient(_Ours):
+    """openai_stream with one handler, on ``tool_call.delta``, that does nothing."""
+
+    name = "ours.tool_delta"
+    label = "openai_stream: no-op tool_call.delta handler"
+
+    def run(self, model: str, on_content: OnContent = None) -> str:
+        stream = self.client.chat.completions.stream(
+            model=model, messages=MESSAGES, stream_options={"include_usage": True}
+        )
+        stream.on("tool_call.delta", _noop)
+        return text_of_completion(stream.until_done())
+
+
+class OursPartialArgumentsClient(_Ours):
+    """Like :class:`OursToolDeltaClient`, but the handler reads ``partial_arguments`` on every delta.
+
+    It keeps each call's last partial parse and checks, after the stream, that
+    it equals the parse of the call's final arguments (raising ``AssertionError``
+    otherwise); :attr:`last_partials` holds them for the tests.
+    """
+
+    name = "ours.partial_args"
+    label = "openai_stream: tool_call.delta handler reading partial_arguments"
+
+    def __init__(self, base_url: str) -> None:
+        super().__init__(base_url)
+        self.last_partials: Dict[Any, Any] = {}
+
+    def run(self, model: str, on_content: OnContent = None) -> str:
+        last: Dict[Any, Any] = {}
+        stream = self.client.chat.completions.stream(
+            model=model, messages=MESSAGES, stream_options={"include_usage": True}
+        )
+
+        def read(event: Any) -> None:
+            last[event.choice_index, event.index] = event.partial_arguments
+
+        stream.on("tool_call.delta", read)
+        completion = stream.until_done()
+        final: Dict[Any, Any] = {
+            (choice.index, position): json.loads(call.function.arguments)
+            for choice in completion.choices
+            for position, call in enumerate(choice.message.tool_calls or ())
+        }
+        if last != final:
+            key = next((k for k in sorted(set(last) | set(final)) if last.get(k) != final.get(k)), None)
+            raise AssertionError(
+                f"{self.name}: on {model}, the last partial_arguments of call {key} (choice, index) "
+                f"differ from its final arguments: {str(last.get(key))[:80]!r} "
+                f"vs {str(final.get(key))[:80]!r}"
+            )
+        self.last_partials = last
+        return text_of_completion(completion)
+
+
 def accumulate_in_memory(chunks: Sequence[Dict[str, Any]]) -> str:
     """openai_stream's accumulator fed pre-decoded chunk dicts: no I/O, no JSON, no emitter."""
     from openai_stream import ChatCompletionAccumulator
@@ -318,3 +377,8 @@ def network_clients() -> List[type]:
     else:
         classes += [OpenAIStreamHelperClient, OpenAICreateClient]
     return [*classes, OursHandlersClient, OursIterClient]
+
+
+def partial_clients() -> List[type]:
+    """The pair that prices ``partial_arguments``: a no-op delta handler, then one that reads it."""
+    return [OursToolDeltaClient, OursPartialArgumentsClient]

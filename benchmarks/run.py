@@ -9,6 +9,7 @@ final text is checked against the scenario's expected text.
 from __future__ import annotations
 
 import argparse
+import functools
 import gc
 import json
 import math
@@ -33,7 +34,12 @@ ACCUMULATOR = "ours.accumulator"
 FLOOR = "floor"
 OPENAI_STREAM = "openai.stream"
 OURS = "ours.handlers"
+TOOL_DELTA = "ours.tool_delta"
+PARTIAL = "ours.partial_args"
 LATENCY_INTERVAL_MS = 20
+# Snapshot sizes (UTF-8 bytes) at which one read of ``partial_arguments`` is timed in memory.
+PARTIAL_READ_BYTES = (100, 1_000, 10_000, 100_000)
+PARTIAL_READ_SAMPLE_S = 0.05
 
 
 @dataclass(frozen=True)
@@ -84,6 +90,8 @@ class Results:
     memory: List[Dict[str, Any]] = field(default_factory=list)
     imports: List[Dict[str, Any]] = field(default_factory=list)
     targets: List[Dict[str, Any]] = field(default_factory=list)
+    partial_arguments: List[Dict[str, Any]] = field(default_factory=list)
+    partial_arguments_read: List[Dict[str, Any]] = field(default_factory=list)
 
     def as_dict(self) -> Dict[str, Any]:
         return {
@@ -94,6 +102,8 @@ class Results:
             "memory": self.memory,
             "import": self.imports,
             "targets": self.targets,
+            "partial_arguments": self.partial_arguments,
+            "partial_arguments_read": self.partial_arguments_read,
         }
 
 
@@ -127,14 +137,23 @@ def _percentile(values: Sequence[float], pct: float) -> float:
     return ordered[rank - 1]
 
 
-def measure_throughput(sizes: Sizes, server_mode: str, log: Callable[[str], None]) -> List[Dict[str, Any]]:
-    """Every client on every scenario, interleaved; medians over ``sizes.repeats``."""
+def measure_throughput(
+    sizes: Sizes, server_mode: str, log: Callable[[str], None], partial: bool = True
+) -> List[Dict[str, Any]]:
+    """Every client on every scenario, interleaved; medians over ``sizes.repeats``.
+
+    With ``partial``, the two clients of :func:`clients.partial_clients` (a no-op
+    ``tool_call.delta`` handler, and one reading ``partial_arguments``) join the
+    rotation on the tools scenarios only.
+    """
     scenarios = scenarios_for(sizes)
     warmup = Scenario("warmup", "tools", 20, calls=2)
     server: Any = (ServerProcess if server_mode == "process" else SSEServer)([*scenarios, warmup])
     rows: List[Dict[str, Any]] = []
     with server:
-        clients = [cls(server.base_url) for cls in bench_clients.network_clients()]
+        classes = bench_clients.network_clients() + (bench_clients.partial_clients() if partial else [])
+        clients = [cls(server.base_url) for cls in classes]
+        tools_only = {TOOL_DELTA, PARTIAL}
         try:
             chunks = {s.name: build_chunks(s) for s in [*scenarios, warmup]}
             expected = {name: expected_text(c) for name, c in chunks.items()}
@@ -147,13 +166,23 @@ def measure_throughput(sizes: Sizes, server_mode: str, log: Callable[[str], None
             # run before each measurement, so those take microseconds, not 0.1 s.
             gc.collect()
             gc.freeze()
-            times: Dict[str, Dict[str, List[float]]] = {s.name: {n: [] for n in names} for s in scenarios}
-            cpu_times: Dict[str, Dict[str, List[float]]] = {s.name: {n: [] for n in names} for s in scenarios}
+
+            def runs_on(name: str, scenario: Scenario) -> bool:
+                return scenario.kind == "tools" or name not in tools_only
+
+            times: Dict[str, Dict[str, List[float]]] = {
+                s.name: {n: [] for n in names if runs_on(n, s)} for s in scenarios
+            }
+            cpu_times: Dict[str, Dict[str, List[float]]] = {
+                s.name: {n: [] for n in names if runs_on(n, s)} for s in scenarios
+            }
             for repeat in range(sizes.repeats):
                 order = names[repeat % len(names) :] + names[: repeat % len(names)]
                 log(f"repeat {repeat + 1}/{sizes.repeats}: {', '.join(order)}")
                 for scenario in scenarios:
                     for name in order:
+                        if not runs_on(name, scenario):
+                            continue
                         gc.collect()
                         cpu = time.process_time()
                         start = time.perf_counter()
@@ -200,6 +229,129 @@ def _check(client: str, scenario: str, text: str, expected: str) -> None:
             f"vs {len(expected)} expected, first difference at {first}: "
             f"{text[first : first + 40]!r} vs {expected[first : first + 40]!r}"
         )
+
+
+def tool_delta_stats(chunks: Sequence[Dict[str, Any]]) -> Dict[str, int]:
+    """How many ``tool_call.delta`` events ``chunks`` give, and how many snapshot bytes reading
+    ``partial_arguments`` on each of them parses in all (the sum over deltas of each snapshot's size).
+    """
+    from openai_stream import ChatCompletionAccumulator
+
+    accumulator = ChatCompletionAccumulator()
+    deltas = parsed = 0
+    final: Dict[Any, int] = {}
+    for chunk in chunks:
+        for event in accumulator.feed(chunk):
+            if event.type == "tool_call.delta":
+                size = len(event.arguments_snapshot.encode("utf-8"))  # type: ignore[union-attr]
+                deltas += 1
+                parsed += size
+                final[event.choice_index, event.index] = size  # type: ignore[union-attr]
+    accumulator.end()
+    return {"deltas": deltas, "snapshot_bytes_parsed": parsed, "final_arguments_bytes": sum(final.values())}
+
+
+def partial_stream_rows(throughput: Sequence[Dict[str, Any]], sizes: Sizes) -> List[Dict[str, Any]]:
+    """Per-delta cost of the no-op delta handler and of reading ``partial_arguments``, from the
+    throughput rows of the tools scenarios (same interleaved run)."""
+    rows: List[Dict[str, Any]] = []
+    for scenario in scenarios_for(sizes):
+        if scenario.kind != "tools":
+            continue
+        by_client = {r["client"]: r for r in throughput if r["scenario"] == scenario.name}
+        base = by_client.get(TOOL_DELTA)
+        if base is None:
+            continue
+        stats = tool_delta_stats(build_chunks(scenario))
+        deltas = stats["deltas"]
+        for name in (TOOL_DELTA, PARTIAL):
+            r = by_client.get(name)
+            if r is None:
+                continue
+            extra = cpu_extra = None
+            if name != TOOL_DELTA:
+                extra = (r["median_s"] - base["median_s"]) / deltas * 1e6
+                cpu_extra = (r["cpu_median_s"] - base["cpu_median_s"]) / deltas * 1e6
+            rows.append(
+                {
+                    "scenario": scenario.name,
+                    "client": name,
+                    "deltas": deltas,
+                    "median_s": r["median_s"],
+                    "us_per_delta": r["median_s"] / deltas * 1e6,
+                    "cpu_us_per_delta": r["cpu_median_s"] / deltas * 1e6,
+                    "x_noop": r["median_s"] / base["median_s"],
+                    "cpu_x_noop": r["cpu_median_s"] / base["cpu_median_s"],
+                    "extra_us_per_delta": extra,
+                    "cpu_extra_us_per_delta": cpu_extra,
+                    "snapshot_bytes_parsed": stats["snapshot_bytes_parsed"] if name == PARTIAL else 0,
+                    "final_arguments_bytes": stats["final_arguments_bytes"],
+                    "same_final_arguments": r["same_text"],
+                }
+            )
+    return rows
+
+
+def _delta_event_of_size(size: int) -> Any:
+    """A real ``tool_call.delta`` event (from the accumulator) whose snapshot is ``size`` UTF-8
+    bytes or just over, cut inside the string value being written, as mid-stream."""
+    from openai_stream import ChatCompletionAccumulator
+
+    accumulator = ChatCompletionAccumulator()
+    for chunk in build_chunks(Scenario("partial-read", "tools", size // 3 + 10, calls=1)):
+        for event in accumulator.feed(chunk):
+            if event.type == "tool_call.delta" and len(event.arguments_snapshot.encode("utf-8")) >= size:  # type: ignore[union-attr]
+                return event
+    raise AssertionError(f"the partial-read stream never reached {size} bytes")
+
+
+def _per_call(fn: Callable[[], Any], samples: int) -> float:
+    """Median seconds per call of ``fn`` over ``samples`` timings of about PARTIAL_READ_SAMPLE_S each."""
+    number = 1
+    while True:
+        start = time.perf_counter()
+        for _ in range(number):
+            fn()
+        if time.perf_counter() - start >= PARTIAL_READ_SAMPLE_S / 4:
+            break
+        number *= 2
+    number *= 4
+    timings = []
+    for _ in range(samples):
+        start = time.perf_counter()
+        for _ in range(number):
+            fn()
+        timings.append((time.perf_counter() - start) / number)
+    return _median(timings)
+
+
+def measure_partial_reads(sizes: Sizes, log: Callable[[str], None]) -> List[Dict[str, Any]]:
+    """One read of ``partial_arguments`` in memory, at a few snapshot sizes (no I/O, no emitter).
+
+    Next to it, ``json.loads`` of the same snapshot closed (``"}`` appended) prices a full parse.
+    """
+    rows = []
+    for size in PARTIAL_READ_BYTES:
+        event = _delta_event_of_size(size)
+        snapshot = event.arguments_snapshot
+        closed = snapshot + '"}'
+        expected = json.loads(closed)
+        if event.partial_arguments != expected:
+            raise AssertionError(f"partial_arguments at {size} bytes is not the snapshot's string so far")
+        read = _per_call(functools.partial(getattr, event, "partial_arguments"), sizes.repeats)
+        full = _per_call(functools.partial(json.loads, closed), sizes.repeats)
+        nbytes = len(snapshot.encode("utf-8"))
+        log(f"partial_arguments read at {nbytes} bytes: {read * 1e6:.2f} us")
+        rows.append(
+            {
+                "snapshot_bytes": nbytes,
+                "us_per_read": read * 1e6,
+                "ns_per_byte": read / nbytes * 1e9,
+                "json_loads_us": full * 1e6,
+                "x_json_loads": read / full,
+            }
+        )
+    return rows
 
 
 def measure_latency(sizes: Sizes, log: Callable[[str], None]) -> List[Dict[str, Any]]:
@@ -430,6 +582,7 @@ def run(
     latency: bool = True,
     memory: bool = True,
     imports: bool = True,
+    partial: bool = True,
     log: Callable[[str], None] = lambda message: None,
 ) -> Results:
     """Measure everything and return the results (targets evaluated)."""
@@ -437,7 +590,10 @@ def run(
         machine_info(),
         {"sizes": sizes.__dict__, "server": server_mode, "latency_interval_ms": LATENCY_INTERVAL_MS},
     )
-    results.throughput = measure_throughput(sizes, server_mode, log)
+    results.throughput = measure_throughput(sizes, server_mode, log, partial=partial)
+    if partial:
+        results.partial_arguments = partial_stream_rows(results.throughput, sizes)
+        results.partial_arguments_read = measure_partial_reads(sizes, log)
     if latency:
         results.latency = measure_latency(sizes, log)
     if memory:
@@ -481,6 +637,7 @@ def format_table(results: Results) -> str:
             f"{r['us_per_chunk']:>9.2f} {r['x_floor']:>7.2f}x "
             f"{(f'{speed:.1f}x' if speed else 'n/a'):>21} {r['cpu_x_floor']:>11.2f}x"
         )
+    lines.extend(_partial_table(results))
     if results.latency:
         lines.append("")
         lines.append(
@@ -516,6 +673,62 @@ def format_table(results: Results) -> str:
     return "\n".join(lines)
 
 
+def _partial_table(results: Results) -> List[str]:
+    lines: List[str] = []
+    stream = results.partial_arguments
+    for scenario in dict.fromkeys(r["scenario"] for r in stream):
+        rows = [r for r in stream if r["scenario"] == scenario]
+        lines.append("")
+        lines.append(
+            f"partial_arguments on every tool_call.delta, {scenario} ({rows[0]['deltas']} deltas; "
+            "same interleaved run, through the client and the loopback server)"
+        )
+        lines.append(
+            f"{'client':<18} {'deltas':>7} {'median s':>9} {'us/delta':>9} {'x no-op':>8} "
+            f"{'+us/delta':>10} {'cpu us/delta':>13} {'cpu x no-op':>12} {'MB parsed':>10}"
+        )
+        for r in rows:
+            extra = r["extra_us_per_delta"]
+            lines.append(
+                f"{r['client']:<18} {r['deltas']:>7} {r['median_s']:>9.4f} {r['us_per_delta']:>9.2f} "
+                f"{r['x_noop']:>7.2f}x {('n/a' if extra is None else f'{extra:.2f}'):>10} "
+                f"{r['cpu_us_per_delta']:>13.2f} {r['cpu_x_noop']:>11.2f}x "
+                f"{r['snapshot_bytes_parsed'] / 1e6:>10.2f}"
+            )
+        last = rows[-1]
+        lines.append(
+            f"  final arguments {last['final_arguments_bytes'] / 1e3:.1f} KB in all; checked: same final "
+            "text, and each call's last partial_arguments equal its arguments"
+        )
+    reads = results.partial_arguments_read
+    if reads:
+        lines.append("")
+        lines.append("partial_arguments, one read in memory (snapshot cut inside the string being written)")
+        lines.append(
+            f"{'snapshot bytes':>14} {'us/read':>9} {'ns/byte':>8} {'json.loads us':>14} {'x loads':>8}"
+        )
+        for r in reads:
+            lines.append(
+                f"{r['snapshot_bytes']:>14} {r['us_per_read']:>9.2f} {r['ns_per_byte']:>8.2f} "
+                f"{r['json_loads_us']:>14.2f} {r['x_json_loads']:>7.2f}x"
+            )
+    if stream or reads:
+        lines.append(
+            "  notes: each read parses the whole snapshot (jiter, partial mode), so its cost grows with the"
+        )
+        lines.append(
+            "  call's arguments so far, and reading it on every delta is quadratic in the call's length by"
+        )
+        lines.append(
+            "  nature: k fragments of an n-byte call parse about k*n/2 bytes ('MB parsed'). Nothing is parsed"
+        )
+        lines.append(
+            "  unless a handler reads it; read it every Nth delta or per redraw, and use parsed_arguments on"
+        )
+        lines.append("  tool_call.done (parsed once) for the final value. json.loads: that snapshot, closed.")
+    return lines
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Command line entry point."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__)
@@ -533,6 +746,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--no-latency", action="store_true", help="skip the latency measurement")
     parser.add_argument("--no-memory", action="store_true", help="skip the peak memory measurement")
     parser.add_argument("--no-import", action="store_true", help="skip the import time measurement")
+    parser.add_argument(
+        "--no-partial", action="store_true", help="skip the partial_arguments clients and read timings"
+    )
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
     args = parser.parse_args(argv)
 
@@ -552,6 +768,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         latency=not args.no_latency,
         memory=not args.no_memory,
         imports=not args.no_import,
+        partial=not args.no_partial,
         log=log,
     )
     results.settings["command"] = " ".join(["python -m benchmarks.run", *(argv or sys.argv[1:])])

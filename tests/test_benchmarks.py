@@ -49,9 +49,12 @@ def test_quick_run_end_to_end_writes_json_and_table(
         expected_clients |= {"openai.stream", "openai.create"}
     scenarios = {r["scenario"] for r in results["throughput"]}
     assert len(scenarios) == 5
+    partial_clients = {bench_run.TOOL_DELTA, bench_run.PARTIAL}
     for scenario in scenarios:
         rows = _rows(results, scenario)
         assert {r["client"] for r in rows} >= expected_clients
+        names = {r["client"] for r in rows}
+        assert names >= partial_clients if scenario.startswith("tools-") else not names & partial_clients
         assert all(r["same_text"] for r in rows)
         assert all(len(r["runs_s"]) == 2 for r in rows)
         floor = next(r for r in rows if r["client"] == "floor")
@@ -65,8 +68,27 @@ def test_quick_run_end_to_end_writes_json_and_table(
     statuses = {t["target"]: t["status"] for t in results["targets"]}
     assert any(name.startswith("ours.handlers vs floor") for name in statuses)
     assert set(statuses.values()) <= {"pass", "MISS", "n/a"}
+    tools = next(s for s in scenarios if s.startswith("tools-"))
+    partial = results["partial_arguments"]
+    assert [(r["scenario"], r["client"]) for r in partial] == [
+        (tools, bench_run.TOOL_DELTA),
+        (tools, bench_run.PARTIAL),
+    ]
+    stats = bench_run.tool_delta_stats(
+        build_chunks(Scenario(tools, "tools", results["settings"]["sizes"]["tool_fragments"], calls=4))
+    )
+    noop, reading = partial
+    assert all(r["deltas"] == stats["deltas"] > 0 and r["same_final_arguments"] for r in partial)
+    assert noop["x_noop"] == 1.0 and noop["extra_us_per_delta"] is None
+    assert reading["extra_us_per_delta"] is not None and reading["x_noop"] > 0
+    assert reading["snapshot_bytes_parsed"] == stats["snapshot_bytes_parsed"] > stats["final_arguments_bytes"]
+    reads = results["partial_arguments_read"]
+    assert [r["snapshot_bytes"] // 10 for r in reads] == [n // 10 for n in bench_run.PARTIAL_READ_BYTES]
+    assert all(r["us_per_read"] > 0 and r["json_loads_us"] > 0 for r in reads)
     table = capsys.readouterr().out
     assert "ours.handlers" in table and "targets" in table and "x floor" in table
+    assert "partial_arguments on every tool_call.delta" in table and "quadratic" in table
+    assert "ours.partial_args" in table and "us/read" in table
 
 
 def test_every_client_gives_the_expected_text_on_every_scenario_shape() -> None:
@@ -83,6 +105,54 @@ def test_every_client_gives_the_expected_text_on_every_scenario_shape() -> None:
         finally:
             for client in clients:
                 client.close()
+
+
+def test_partial_arguments_client_ends_with_each_call_s_final_arguments() -> None:
+    scenarios = bench_run.scenarios_for(TINY)[:2]
+    with SSEServer(scenarios) as server:
+        noop = bench_clients.OursToolDeltaClient(server.base_url)
+        reading = bench_clients.OursPartialArgumentsClient(server.base_url)
+        try:
+            for scenario in scenarios:
+                expected = bench_run.expected_text(build_chunks(scenario))
+                assert noop.run(scenario.name) == expected
+                assert reading.run(scenario.name) == expected
+            partials = reading.last_partials
+        finally:
+            noop.close()
+            reading.close()
+    calls = bench_run.expected_text(build_chunks(scenarios[1])).split(CALL_SEP)[1:]
+    assert partials == {(0, k): json.loads(calls[2 * k + 1]) for k in range(4)}
+
+
+def test_partial_arguments_client_fails_when_a_partial_parse_is_wrong(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from openai_stream.events import ToolCallDeltaEvent
+
+    monkeypatch.setattr(ToolCallDeltaEvent, "partial_arguments", property(lambda event: {"query": ""}))
+    scenario = bench_run.scenarios_for(TINY)[1]
+    with SSEServer([scenario]) as server:
+        client = bench_clients.OursPartialArgumentsClient(server.base_url)
+        try:
+            with pytest.raises(AssertionError, match=r"last partial_arguments of call \(0, 0\)"):
+                client.run(scenario.name)
+        finally:
+            client.close()
+
+
+def test_tool_delta_stats_count_the_quadratic_bytes_a_reader_parses() -> None:
+    chunks = build_chunks(Scenario("t", "tools", 5, calls=2))
+    fragments: Dict[int, List[bytes]] = {}
+    for chunk in chunks:
+        for choice in chunk["choices"]:
+            for call in choice["delta"].get("tool_calls") or ():
+                fragments.setdefault(call["index"], []).append(call["function"]["arguments"].encode())
+    snapshots = [len(b"".join(parts[: i + 1])) for parts in fragments.values() for i in range(len(parts))]
+    stats = bench_run.tool_delta_stats(chunks)
+    assert stats["deltas"] == len(snapshots) == 2 * (1 + 5)  # the announcing delta, then 5 fragments
+    assert stats["snapshot_bytes_parsed"] == sum(snapshots)
+    assert stats["final_arguments_bytes"] == sum(len(b"".join(parts)) for parts in fragments.values())
 
 
 def test_expected_texts_have_the_shape_of_their_scenario() -> None:
