@@ -9,6 +9,7 @@ likewise computed only when a handler reads it.
 
 from __future__ import annotations
 
+import threading
 from functools import cached_property
 from typing import Any, ClassVar, Dict, List, Mapping, NamedTuple, NoReturn, Optional, Union
 
@@ -59,22 +60,33 @@ class TextBuffer:
         """Add ``fragment``; return the text's length after it (a delta event's ``end``)."""
         parts = self._parts
         parts.append(fragment)
-        if len(parts) >= self.BLOCK:
-            self._blocks.append("".join(parts))
-            parts.clear()
         self.length += len(fragment)
+        if len(parts) >= self.BLOCK:
+            with _MERGE_LOCK:
+                self._merge()
         return self.length
 
     def text(self, end: Optional[int] = None) -> str:
         """The text received so far, or its first ``end`` characters."""
-        blocks = self._blocks
-        if self._parts:
-            blocks.append("".join(self._parts))
-            self._parts.clear()
-        if len(blocks) > 1:
-            blocks[:] = ["".join(blocks)]
-        text = blocks[0] if blocks else ""
+        with _MERGE_LOCK:
+            self._merge()
+            blocks = self._blocks
+            if len(blocks) > 1:
+                blocks[:] = ["".join(blocks)]
+            text = blocks[0] if blocks else ""
         return text if end is None or end >= len(text) else text[:end]
+
+    def _merge(self) -> None:
+        # Another thread may read (current_completion) while the stream appends: merges take
+        # _MERGE_LOCK, and appends, which take no lock, only add after the fragments moved here.
+        parts = self._parts
+        count = len(parts)
+        if count:
+            self._blocks.append("".join(parts[:count]))
+            del parts[:count]
+
+
+_MERGE_LOCK = threading.Lock()
 
 
 class _ResponseFields(NamedTuple):

@@ -303,11 +303,14 @@ def iter_body(response: requests.Response) -> Iterator[bytes]:
     is read from the ``http.client`` response under urllib3: the same bytes,
     at a third of the cost per read of urllib3's own ``read1`` (decoder checks,
     an error-catching context manager and a buffer queue on every call).
+    A body with a Content-Length goes through urllib3, which reports one cut
+    short and closes one read to its end (so its connection can be reused).
     """
     raw: Any = response.raw
     fp = getattr(raw, "_fp", None)
     encoding = response.headers.get("content-encoding", "").strip().lower()
-    if fp is not None and hasattr(fp, "read1") and encoding in ("", "identity"):
+    sized = getattr(fp, "length", None) is not None
+    if fp is not None and hasattr(fp, "read1") and encoding in ("", "identity") and not sized:
         read = fp.read1
     else:
         raw.decode_content = True

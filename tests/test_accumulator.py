@@ -807,3 +807,46 @@ def test_text_buffer_holds_about_one_copy_of_many_tiny_fragments() -> None:
     assert ends == list(range(1, 11))
     assert buf.text() == "".join(fragments)
     assert buf.text(5) == "abcde" and buf.text(10**9) == buf.text()
+
+
+@pytest.fixture
+def eager_thread_switches() -> Iterable[None]:
+    """Switch threads every microsecond, so that races show up in a short test."""
+    import sys
+
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(previous)
+
+
+def test_text_buffer_read_from_another_thread_while_fragments_arrive(eager_thread_switches: None) -> None:
+    # stream.current_completion reads the buffers on any thread while the stream appends to them.
+    import threading
+
+    fragments = [chr(ord("a") + i % 26) for i in range(50_000)]
+    expected = "".join(fragments)
+    for _ in range(3):
+        buf = TextBuffer()
+        stop = threading.Event()
+        wrong: List[int] = []
+
+        def read(buf: TextBuffer, stop: threading.Event, wrong: List[int]) -> None:
+            while not stop.is_set():
+                text = buf.text()
+                if not expected.startswith(text):
+                    wrong.append(len(text))
+
+        reader = threading.Thread(target=read, args=(buf, stop, wrong), daemon=True)
+        reader.start()
+        try:
+            ends = [buf.append(f) for f in fragments]
+        finally:
+            stop.set()
+            reader.join(10)
+        assert not reader.is_alive()
+        assert buf.text() == expected, "fragments were lost or doubled"
+        assert not wrong, "a read saw text that was never sent"
+        assert ends[-1] == len(expected) and buf.text(1234) == expected[:1234]

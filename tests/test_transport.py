@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import requests
 import responses
-from fault_server import FaultServer, chunk, head, raw, refuse_port, reset, script, stall
+from fault_server import FaultServer, chunk, close, head, raw, read_request, refuse_port, reset, script, stall
 
 import openai_stream
 from openai_stream import transport
@@ -482,3 +482,49 @@ def test_connect_timeout_is_retried_then_raised(full_backlog: int, waits: list[f
     assert time.monotonic() - started < 10  # did not hang
     assert f"127.0.0.1:{full_backlog}" in str(info.value)
     assert len(waits) == 2
+
+
+# --- bodies with a Content-Length ---------------------------------------------------------------
+
+FINISHED = b"data: " + json.dumps(CHUNK).encode() + b"\n\n"
+USAGE = {"id": "c1", "choices": [], "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}}
+WITH_USAGE = FINISHED + b"data: " + json.dumps(USAGE).encode() + b"\n\ndata: [DONE]\n\n"
+
+
+def sized_head(length: int, close_after: bool) -> bytes:
+    connection = "Connection: close\r\n" if close_after else ""
+    return (
+        f"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nContent-Length: {length}\r\n{connection}\r\n"
+    ).encode()
+
+
+def test_a_body_shorter_than_its_content_length_is_an_interrupted_stream() -> None:
+    # The choice finished, but the usage chunk and [DONE] promised by the length never came.
+    cut = raw(sized_head(len(WITH_USAGE), close_after=True) + FINISHED)
+    server = FaultServer(script(cut, close())).start()
+    try:
+        with pytest.raises(openai_stream.StreamInterruptedError) as info:
+            stream_once(client_for(server, max_retries=0))
+    finally:
+        server.close()
+    assert info.value.completion is not None
+    assert info.value.completion.choices[0].message.content == "ok"
+
+
+def test_a_body_read_to_its_content_length_returns_its_connection_to_the_pool() -> None:
+    response = sized_head(len(WITH_USAGE), close_after=False) + WITH_USAGE
+
+    def keep_alive(conn: socket.socket, request: bytes) -> None:
+        conn.sendall(response)
+        for _ in range(2):
+            if not read_request(conn):
+                return
+            conn.sendall(response)
+
+    with FaultServer(keep_alive) as server:
+        client = client_for(server, max_retries=0)
+        for _ in range(3):
+            usage = stream_once(client).usage
+            assert usage is not None and usage.total_tokens == 2
+        client.close()
+    assert server.connections == 1
