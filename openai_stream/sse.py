@@ -79,6 +79,7 @@ class SSEDecoder:
                 return [ServerSentEvent("message", text, self.last_event_id, self.retry)]
             except UnicodeDecodeError:
                 pass  # the general path below reports it
+        self._clean = False  # until this read is through: a read that raises leaves state behind
         events = self._feed(data)
         self._clean = not (
             self._pending or self._skip_lf or self._data or self._event_type or self._error

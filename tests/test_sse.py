@@ -428,3 +428,12 @@ def test_a_one_event_read_over_the_limit_is_too_large() -> None:
     assert decoder.feed(b"data: 1\n\n") == [ServerSentEvent("message", "1")]
     with pytest.raises(openai_stream.EventTooLargeError):
         decoder.feed(b"data: " + b"x" * 100 + b"\n\n")
+
+
+def test_after_a_failed_read_the_next_one_is_not_taken_as_a_fresh_event() -> None:
+    decoder = SSEDecoder()
+    assert decoder.feed(b"data: 1\n\n") == [ServerSentEvent("message", "1")]
+    with pytest.raises(openai_stream.InvalidStreamDataError):
+        decoder.feed(b"event: \xff\ndata: half")
+    # the general path sees the line left in progress and joins it with the next read
+    assert decoder.feed(b"data: 2\n\n") == decode([b"data: half" + b"data: 2\n\n"])
