@@ -10,7 +10,7 @@ import os
 from collections import Counter
 
 import openai_stream
-from openai_stream.events import ContentDoneEvent
+from openai_stream import ContentDoneEvent
 from openai_stream.testing import demo_server
 
 

@@ -22,11 +22,11 @@ def main(base_url: str | None = None) -> openai_stream.ChatCompletion:
     )
 
     @stream.on("content.delta")
-    def show(event: openai_stream.events.ContentDeltaEvent) -> None:
+    def show(event: openai_stream.ContentDeltaEvent) -> None:
         print(event.delta, end="", flush=True)
 
     @stream.on("done")
-    def finished(event: openai_stream.events.DoneEvent) -> None:
+    def finished(event: openai_stream.DoneEvent) -> None:
         print(f"\n[choice {event.choice_index} finished: {event.finish_reason}]")
 
     completion = stream.until_done()

@@ -11,7 +11,7 @@ import json
 import os
 
 import openai_stream
-from openai_stream.events import ToolCallDeltaEvent, ToolCallDoneEvent
+from openai_stream import ToolCallDeltaEvent, ToolCallDoneEvent
 from openai_stream.testing import demo_server
 
 TOOLS = [

@@ -16,8 +16,7 @@ import os
 from typing import Any, Dict, List, Literal, Optional
 
 import openai_stream
-from openai_stream.events import ContentDeltaEvent, ToolCallDeltaEvent
-from openai_stream.runner import RoundEvent, ToolResultEvent
+from openai_stream import ContentDeltaEvent, RoundEvent, ToolCallDeltaEvent, ToolResultEvent
 from openai_stream.testing import ReplayServer, ScriptedResponse
 
 _TEMPERATURES = {"paris": 21.0, "edinburgh": 13.5, "tokyo": 26.0}

@@ -14,9 +14,8 @@ A blocking ``requests`` loop decodes server-sent events, a sans-I/O
 """
 
 from ._version import __version__
-from .accumulator import ChatCompletionAccumulator
-from .client import Chat, Client, Completions
-from .completion import (
+from .chat._accumulator import ChatCompletionAccumulator
+from .chat._completion import (
     APIObject,
     ChatCompletion,
     ChatCompletionMessage,
@@ -24,6 +23,28 @@ from .completion import (
     Function,
     ToolCall,
     Usage,
+)
+from .chat._resource import Chat, Completions
+from .chat._stream import ChatCompletionStream
+from .client import Client
+from .engine._events import (
+    EVENT_TYPES,
+    ChunkEvent,
+    CompletionEvent,
+    ContentDeltaEvent,
+    ContentDoneEvent,
+    DoneEvent,
+    ErrorEvent,
+    Event,
+    ReasoningDeltaEvent,
+    ReasoningDoneEvent,
+    RefusalDeltaEvent,
+    RefusalDoneEvent,
+    ResponseEvent,
+    StructuredContentDoneEvent,
+    ToolCallDeltaEvent,
+    ToolCallDoneEvent,
+    UsageEvent,
 )
 from .errors import (
     APIConnectionError,
@@ -37,20 +58,22 @@ from .errors import (
     EventTooLargeError,
     InternalServerError,
     InvalidStreamDataError,
+    MaxRoundsExceededError,
     NotFoundError,
     OpenAIError,
     PermissionDeniedError,
     RateLimitError,
     StreamInterruptedError,
+    StructuredOutputError,
+    ToolArgumentsError,
+    ToolDefinitionError,
+    UnknownToolError,
     UnprocessableEntityError,
 )
-from .events import EVENT_TYPES
-from .parsing import StructuredOutputError, ToolArgumentsError
-from .runner import MaxRoundsExceededError, ToolRunner
-from .sse import ServerSentEvent, SSEDecoder
-from .stream import ChatCompletionStream
-from .tools import Tool, ToolDefinitionError, UnknownToolError, tool
-from .transport import Timeout
+from .tools._runner import RUNNER_EVENT_TYPES, MessageEvent, RoundEvent, ToolResultEvent, ToolRunner
+from .tools._tool import Tool, tool
+from .transport._http import Timeout
+from .transport._sse import ServerSentEvent, SSEDecoder
 
 __all__ = [
     "__version__",
@@ -63,6 +86,26 @@ __all__ = [
     "ServerSentEvent",
     "Timeout",
     "EVENT_TYPES",
+    "Event",
+    "ResponseEvent",
+    "ChunkEvent",
+    "ContentDeltaEvent",
+    "ContentDoneEvent",
+    "StructuredContentDoneEvent",
+    "RefusalDeltaEvent",
+    "RefusalDoneEvent",
+    "ReasoningDeltaEvent",
+    "ReasoningDoneEvent",
+    "ToolCallDeltaEvent",
+    "ToolCallDoneEvent",
+    "UsageEvent",
+    "DoneEvent",
+    "CompletionEvent",
+    "ErrorEvent",
+    "RUNNER_EVENT_TYPES",
+    "ToolResultEvent",
+    "MessageEvent",
+    "RoundEvent",
     "APIObject",
     "ChatCompletion",
     "ChatCompletionMessage",

@@ -22,11 +22,11 @@ import requests
 
 from . import local
 from ._version import __version__
-from .accumulator import ChatCompletionAccumulator
+from .chat._accumulator import ChatCompletionAccumulator
+from .chat._completion import ChatCompletion
+from .chat._stream import ChatCompletionStream
 from .client import DEFAULT_BASE_URL, Client
-from .completion import ChatCompletion
-from .errors import OpenAIError
-from .events import (
+from .engine._events import (
     ChunkEvent,
     CompletionEvent,
     ContentDeltaEvent,
@@ -38,10 +38,10 @@ from .events import (
     ToolCallDeltaEvent,
     ToolCallDoneEvent,
 )
-from .sse import SSEDecoder
-from .stream import ChatCompletionStream
+from .errors import OpenAIError
 from .testing import ReplayServer, ScriptedResponse, demo_transcript, split_sse_events
-from .transport import iter_body
+from .transport._http import iter_body
+from .transport._sse import SSEDecoder
 
 __all__ = ["main", "event_to_dict", "Renderer"]
 

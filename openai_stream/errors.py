@@ -1,4 +1,31 @@
-"""The exceptions openai_stream raises, and how server answers map onto them.
+"""Every exception openai_stream raises, and how server answers map onto them.
+
+The whole tree::
+
+    OpenAIError                           base of everything raised here
+     ├─ APIError                          message, body, code, type, param, completion
+     │   ├─ APIStatusError                status_code, headers, request_id
+     │   │   ├─ BadRequestError                   400
+     │   │   ├─ AuthenticationError               401
+     │   │   ├─ PermissionDeniedError             403
+     │   │   ├─ NotFoundError                     404
+     │   │   ├─ ConflictError                     409
+     │   │   ├─ UnprocessableEntityError          422
+     │   │   ├─ RateLimitError                    429
+     │   │   └─ InternalServerError               >= 500
+     │   ├─ APIConnectionError            the server could not be reached, or the connection broke
+     │   │   ├─ APITimeoutError           a connect, read or idle timeout passed
+     │   │   └─ StreamInterruptedError    the body ended before the stream was complete
+     │   ├─ APIUserAbortError             the caller closed the stream
+     │   ├─ EventTooLargeError            one event exceeded max_event_bytes
+     │   └─ InvalidStreamDataError        a data line that is not JSON, not an object, not UTF-8
+     ├─ ToolArgumentsError (ValueError)   a tool call's arguments are not valid JSON or do not fit
+     ├─ StructuredOutputError (ValueError)  response_format content that is not valid JSON
+     ├─ ToolDefinitionError (TypeError)   a function that cannot become a tool
+     ├─ UnknownToolError (LookupError)    the model called a tool it was not given
+     ├─ MaxRoundsExceededError            the tool runner reached max_rounds
+     └─ LocalServerError                  the local llama.cpp server failed to start or answer
+         └─ LocalExtraMissingError (ImportError)  the local extra is not installed
 
 Every error raised once a response has started carries ``completion``: the
 completion assembled from everything received before the failure.
@@ -8,11 +35,11 @@ from __future__ import annotations
 
 import html
 import re
-from typing import TYPE_CHECKING, Any, Mapping, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Sequence
 
 if TYPE_CHECKING:
-    from .completion import ChatCompletion
-    from .events import Event
+    from .chat._completion import ChatCompletion
+    from .engine._events import Event
 
 __all__ = [
     "OpenAIError",
@@ -32,6 +59,13 @@ __all__ = [
     "APIUserAbortError",
     "EventTooLargeError",
     "InvalidStreamDataError",
+    "ToolArgumentsError",
+    "StructuredOutputError",
+    "ToolDefinitionError",
+    "UnknownToolError",
+    "MaxRoundsExceededError",
+    "LocalServerError",
+    "LocalExtraMissingError",
     "error_for_status",
     "error_from_payload",
     "is_error_payload",
@@ -151,6 +185,66 @@ class InvalidStreamDataError(APIError):
     """
 
     events: Sequence[Event] = ()
+
+
+class ToolArgumentsError(OpenAIError, ValueError):
+    """A tool call's arguments are not valid JSON, or do not match the tool's parameters.
+
+    ``name`` and ``call_id`` identify the call, ``arguments`` is the text the
+    model sent.
+    """
+
+    def __init__(
+        self, message: str, *, name: Optional[str], call_id: Optional[str], arguments: str
+    ) -> None:
+        super().__init__(message)
+        self.name = name
+        self.call_id = call_id
+        self.arguments = arguments
+
+
+class StructuredOutputError(OpenAIError, ValueError):
+    """The content of a ``response_format`` answer is not valid JSON (often: cut off by ``length``)."""
+
+    def __init__(self, message: str, *, content: str) -> None:
+        super().__init__(message)
+        self.content = content
+
+
+class ToolDefinitionError(OpenAIError, TypeError):
+    """A function cannot be turned into a tool: the message names the parameter and what to change."""
+
+
+class UnknownToolError(OpenAIError, LookupError):
+    """The model called a tool that was not given to it; ``name`` is what it asked for."""
+
+    def __init__(self, message: str, *, name: Optional[str]) -> None:
+        super().__init__(message)
+        self.name = name
+
+
+class MaxRoundsExceededError(OpenAIError):
+    """The model still asked for tools when ``max_rounds`` rounds were done.
+
+    ``messages`` holds the conversation so far, last tool results included,
+    ready to send again; ``completion`` is the last round's completion.
+    """
+
+    def __init__(
+        self, message: str, *, messages: List[Dict[str, Any]], completion: ChatCompletion, max_rounds: int
+    ) -> None:
+        super().__init__(message)
+        self.messages = messages
+        self.completion = completion
+        self.max_rounds = max_rounds
+
+
+class LocalServerError(OpenAIError):
+    """The local llama.cpp server could not be started or did not answer."""
+
+
+class LocalExtraMissingError(LocalServerError, ImportError):
+    """``xllamacpp`` or the model package is not installed; the message gives the commands."""
 
 
 _STATUS_CLASSES = {

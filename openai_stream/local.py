@@ -32,7 +32,7 @@ from typing import Any, Iterator, Optional
 
 import requests
 
-from .errors import OpenAIError
+from .errors import LocalExtraMissingError, LocalServerError
 
 __all__ = [
     "INSTALL_HINT",
@@ -59,12 +59,6 @@ INSTALL_HINT = (
 )
 
 
-class LocalServerError(OpenAIError):
-    """The local llama.cpp server could not be started or did not answer."""
-
-
-class LocalExtraMissingError(LocalServerError, ImportError):
-    """``xllamacpp`` or the model package is not installed; the message gives the commands."""
 
 
 def _missing(what: str) -> LocalExtraMissingError:

@@ -8,8 +8,8 @@ import pytest
 
 import openai_stream
 from openai_stream import ChatCompletionAccumulator
+from openai_stream.engine._events import TextBuffer
 from openai_stream.errors import APIError, InvalidStreamDataError
-from openai_stream.events import TextBuffer
 
 
 # --------------------------------------------------------------------------- helpers

@@ -128,7 +128,7 @@ def test_partial_arguments_client_ends_with_each_call_s_final_arguments() -> Non
 def test_partial_arguments_client_fails_when_a_partial_parse_is_wrong(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from openai_stream.events import ToolCallDeltaEvent
+    from openai_stream import ToolCallDeltaEvent
 
     monkeypatch.setattr(ToolCallDeltaEvent, "partial_arguments", property(lambda event: {"query": ""}))
     scenario = bench_run.scenarios_for(TINY)[1]

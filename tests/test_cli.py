@@ -15,8 +15,7 @@ from fault_server import FaultServer, head, reset, script
 from fault_server import chunk as http_chunk
 
 import openai_stream
-from openai_stream import cli
-from openai_stream.events import ErrorEvent
+from openai_stream import ErrorEvent, cli
 from openai_stream.testing import ReplayServer, ScriptedResponse, demo_transcripts, split_sse_events
 
 ROOT = Path(__file__).resolve().parent.parent

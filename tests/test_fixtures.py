@@ -21,8 +21,7 @@ from typing import Any, Dict, List, Optional, Tuple
 import pytest
 
 import openai_stream
-from openai_stream import ChatCompletionAccumulator, SSEDecoder
-from openai_stream.events import EVENT_TYPES, ErrorEvent
+from openai_stream import EVENT_TYPES, ChatCompletionAccumulator, ErrorEvent, SSEDecoder
 from openai_stream.testing import ReplayServer, ScriptedResponse
 
 HERE = Path(__file__).parent

@@ -23,10 +23,9 @@ from hypothesis import strategies as st
 from requests.structures import CaseInsensitiveDict
 
 import openai_stream
-from openai_stream import ChatCompletionAccumulator, ChatCompletionStream, OpenAIError, SSEDecoder
-from openai_stream.events import ErrorEvent
-from openai_stream.sse import ServerSentEvent
-from openai_stream.transport import Transport
+from openai_stream import ChatCompletionAccumulator, ChatCompletionStream, ErrorEvent, OpenAIError, SSEDecoder
+from openai_stream.transport._http import Transport
+from openai_stream.transport._sse import ServerSentEvent
 
 FUZZ = settings(
     max_examples=1200,

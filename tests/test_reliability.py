@@ -16,7 +16,7 @@ import pytest
 from fault_server import FaultServer, chunk, close, head, raw, refuse_port, reset, script, sse, stall
 
 import openai_stream
-from openai_stream import transport
+from openai_stream.transport import _http as transport
 
 
 def delta(content: str, finish: str | None = None, index: int = 0) -> dict[str, Any]:

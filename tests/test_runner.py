@@ -11,8 +11,15 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 import pytest
 
 import openai_stream
-from openai_stream import MaxRoundsExceededError, ToolArgumentsError, UnknownToolError, tool
-from openai_stream.runner import MessageEvent, RoundEvent, ToolResultEvent
+from openai_stream import (
+    MaxRoundsExceededError,
+    MessageEvent,
+    RoundEvent,
+    ToolArgumentsError,
+    ToolResultEvent,
+    UnknownToolError,
+    tool,
+)
 from openai_stream.testing import ReplayServer, ScriptedResponse
 
 FIXTURES = Path(__file__).parent / "fixtures" / "sse"

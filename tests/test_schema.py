@@ -11,7 +11,7 @@ import pytest
 from typing_extensions import Annotated, NotRequired, Required, TypedDict
 
 from openai_stream import ToolArgumentsError, ToolDefinitionError, tool
-from openai_stream.docstrings import parse_docstring
+from openai_stream.tools._docstrings import parse_docstring
 
 
 def params(fn: Any, strict: bool = False) -> Dict[str, Any]:

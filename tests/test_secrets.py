@@ -17,7 +17,7 @@ import pytest
 from fault_server import FaultServer, chunk, head, raw, refuse_port, reset, script, sse, stall
 
 import openai_stream
-from openai_stream import transport
+from openai_stream.transport import _http as transport
 
 KEY = "sk-proj-SECRET-4f9a8b7c6d5e"
 

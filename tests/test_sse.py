@@ -19,7 +19,7 @@ from fault_server import FaultServer, chunk, close, dripping, head, script
 from sseclient import SSEClient
 
 import openai_stream
-from openai_stream.sse import DEFAULT_MAX_EVENT_BYTES, ServerSentEvent, SSEDecoder
+from openai_stream.transport._sse import DEFAULT_MAX_EVENT_BYTES, ServerSentEvent, SSEDecoder
 
 
 def decode(pieces: Iterable[bytes], *, with_end: bool = True, **kwargs: Any) -> list[ServerSentEvent]:

@@ -8,7 +8,7 @@ from typing import Any, List
 import pytest
 
 import openai_stream
-from openai_stream.events import EVENT_TYPES
+from openai_stream import EVENT_TYPES
 from openai_stream.testing import ReplayServer, ScriptedResponse
 
 FIXTURES = Path(__file__).parent / "fixtures" / "sse"
@@ -85,7 +85,7 @@ def test_a_raising_handler_ends_the_stream_and_its_exception_comes_back(with_err
             stream.until_done()
         assert info.value is bug
         assert len(deltas) == 2  # no event after the failing one reached a handler
-        assert told == ([openai_stream.events.ErrorEvent(bug)] if with_error_listener else [])
+        assert told == ([openai_stream.ErrorEvent(bug)] if with_error_listener else [])
         assert stream.state == "failed"
         response = stream.response
         assert response is not None and response.raw.closed

@@ -11,16 +11,20 @@ from typing import Any, Dict, List, Literal
 import pytest
 
 import openai_stream
-from openai_stream import StructuredOutputError, Tool, ToolArgumentsError, ToolDefinitionError, tool
-from openai_stream.accumulator import ChatCompletionAccumulator
-from openai_stream.events import (
+from openai_stream import (
+    ChatCompletionAccumulator,
     ContentDoneEvent,
     StructuredContentDoneEvent,
-    TextBuffer,
+    StructuredOutputError,
+    Tool,
+    ToolArgumentsError,
     ToolCallDeltaEvent,
     ToolCallDoneEvent,
+    ToolDefinitionError,
+    tool,
 )
-from openai_stream.parsing import parse_partial
+from openai_stream.engine._events import TextBuffer
+from openai_stream.engine._parsing import parse_partial
 from openai_stream.testing import ReplayServer, ScriptedResponse, split_sse_events
 
 FIXTURES = Path(__file__).parent / "fixtures" / "sse"

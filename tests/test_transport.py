@@ -1,6 +1,6 @@
 """Transport: request shapes (with ``responses``), retries and timeouts (on real loopback sockets).
 
-Retry waits are recorded by patching ``openai_stream.transport._sleep``, so no
+Retry waits are recorded by patching ``openai_stream.transport._http._sleep``, so no
 test sleeps through a backoff.
 """
 
@@ -19,8 +19,8 @@ import responses
 from fault_server import FaultServer, chunk, close, head, raw, read_request, refuse_port, reset, script, stall
 
 import openai_stream
-from openai_stream import transport
-from openai_stream.transport import Timeout, backoff, retry_wait
+from openai_stream.transport import _http as transport
+from openai_stream.transport._http import Timeout, backoff, retry_wait
 
 BASE = "https://api.test.invalid/v1"
 URL = BASE + "/chat/completions"
@@ -204,12 +204,12 @@ def test_unserializable_body_is_not_retried_and_is_typed(waits: list[float]) -> 
 
 
 def test_backoff_doubles_from_half_a_second_to_eight(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("openai_stream.transport.random.random", lambda: 0.0)
+    monkeypatch.setattr("openai_stream.transport._http.random.random", lambda: 0.0)
     assert [backoff(n) for n in range(7)] == [0.5, 1.0, 2.0, 4.0, 8.0, 8.0, 8.0]
 
 
 def test_backoff_jitter_takes_off_at_most_a_quarter(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("openai_stream.transport.random.random", lambda: 0.999999)
+    monkeypatch.setattr("openai_stream.transport._http.random.random", lambda: 0.999999)
     assert backoff(0) == pytest.approx(0.375, rel=1e-4)
     assert backoff(10) == pytest.approx(6.0, rel=1e-4)
     monkeypatch.undo()
@@ -235,7 +235,7 @@ def test_retry_wait_http_date() -> None:
 
 
 def test_retry_wait_ignores_a_say_so_over_60_seconds(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("openai_stream.transport.random.random", lambda: 0.0)
+    monkeypatch.setattr("openai_stream.transport._http.random.random", lambda: 0.0)
     assert retry_wait({"retry-after": "61"}, 0) == 0.5
     assert retry_wait({"retry-after-ms": "600000"}, 1) == 1.0
     when = email.utils.formatdate(time.time() + 3600, usegmt=True)
@@ -244,13 +244,13 @@ def test_retry_wait_ignores_a_say_so_over_60_seconds(monkeypatch: pytest.MonkeyP
 
 @pytest.mark.parametrize("value", ["soon", "", "-5", "nan", "inf", "Mon, 99 Foo 2020"])
 def test_retry_wait_falls_back_to_backoff_on_nonsense(value: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("openai_stream.transport.random.random", lambda: 0.0)
+    monkeypatch.setattr("openai_stream.transport._http.random.random", lambda: 0.0)
     assert retry_wait({"retry-after": value}, 3) == 4.0
     assert retry_wait({"retry-after-ms": value}, 3) == 4.0
 
 
 def test_retry_wait_date_in_the_past_falls_back_to_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("openai_stream.transport.random.random", lambda: 0.0)
+    monkeypatch.setattr("openai_stream.transport._http.random.random", lambda: 0.0)
     when = email.utils.formatdate(time.time() - 3600, usegmt=True)
     assert retry_wait({"retry-after": when}, 0) == 0.5
 

@@ -1,7 +1,7 @@
 """The dispatcher: a pyee EventEmitter that runs the request and emits every event.
 
-Data flows one way: the transport gives bytes, :class:`~openai_stream.sse.SSEDecoder`
-gives events, :class:`~openai_stream.accumulator.ChatCompletionAccumulator`
+Data flows one way: the transport gives bytes, :class:`~openai_stream.SSEDecoder`
+gives events, :class:`~openai_stream.ChatCompletionAccumulator`
 gives typed events, and :class:`ChatCompletionStream` hands each one to the
 registered handlers and to whoever iterates it.
 
@@ -22,10 +22,8 @@ from typing import Any, Dict, Iterator, List, Mapping, Optional
 import requests
 from pyee import EventEmitter
 
-from ._sockets import BodyControl, CancelScope, bound
-from .accumulator import ChatCompletionAccumulator
-from .completion import ChatCompletion
-from .errors import (
+from ..engine._events import ErrorEvent, Event, ResponseEvent
+from ..errors import (
     APIError,
     APIStatusError,
     APITimeoutError,
@@ -35,9 +33,11 @@ from .errors import (
     StreamInterruptedError,
     is_error_payload,
 )
-from .events import ErrorEvent, Event, ResponseEvent
-from .sse import DEFAULT_MAX_EVENT_BYTES, SSEDecoder
-from .transport import Timeout, TimeoutTypes, Transport, _quote, as_timeout, iter_body, read_json
+from ..transport._cancel import BodyControl, CancelScope, bound
+from ..transport._http import Timeout, TimeoutTypes, Transport, _quote, as_timeout, iter_body, read_json
+from ..transport._sse import DEFAULT_MAX_EVENT_BYTES, SSEDecoder
+from ._accumulator import ChatCompletionAccumulator
+from ._completion import ChatCompletion
 
 __all__ = ["ChatCompletionStream"]
 

@@ -13,8 +13,8 @@ import threading
 from functools import cached_property
 from typing import Any, ClassVar, Dict, List, Mapping, NamedTuple, NoReturn, Optional, Union
 
-from .completion import ChatCompletion
-from .parsing import parse_arguments, parse_partial, parse_structured
+from ..chat._completion import ChatCompletion
+from ._parsing import parse_arguments, parse_partial, parse_structured
 
 __all__ = [
     "TextBuffer",
@@ -178,7 +178,7 @@ class StructuredContentDoneEvent(ContentDoneEvent):
     """``content.done`` of a request with a ``json_schema`` or ``json_object`` ``response_format``.
 
     ``parsed`` decodes the content on first access and keeps the result; it
-    raises :class:`~openai_stream.parsing.StructuredOutputError` when the content
+    raises :class:`~openai_stream.StructuredOutputError` when the content
     is not valid JSON (for instance when the answer was cut off by ``length``).
     """
 
@@ -247,7 +247,7 @@ class ToolCallDeltaEvent(_ToolDeltaFields):
 
         Values complete so far are kept and a string being written is kept as
         far as it goes; ``None`` until anything is usable. Costs one parse of
-        the snapshot per read (see :func:`~openai_stream.parsing.parse_partial`).
+        the snapshot per read (see :func:`~openai_stream.parse_partial`).
         """
         return parse_partial(self.buffer.text(self.end))
 
@@ -271,7 +271,7 @@ class ToolCallDoneEvent(_ToolCallDoneFields):
 
     ``parsed_arguments`` decodes ``arguments`` on first access and keeps the
     result (empty arguments count as ``{}``); it raises
-    :class:`~openai_stream.parsing.ToolArgumentsError`, naming the tool, when
+    :class:`~openai_stream.ToolArgumentsError`, naming the tool, when
     they are not valid JSON.
     """
 

@@ -35,15 +35,21 @@ from typing import (
 
 from pyee import EventEmitter
 
-from .completion import ChatCompletion
-from .errors import APIUserAbortError, OpenAIError
-from .events import ErrorEvent, ToolCallDoneEvent
-from .parsing import ToolArgumentsError
-from .stream import ChatCompletionStream
-from .tools import Tool, ToolDefinitionError, UnknownToolError, result_text, tool
+from ..chat._completion import ChatCompletion
+from ..chat._stream import ChatCompletionStream
+from ..engine._events import ErrorEvent, ToolCallDoneEvent
+from ..errors import (
+    APIUserAbortError,
+    MaxRoundsExceededError,
+    OpenAIError,
+    ToolArgumentsError,
+    ToolDefinitionError,
+    UnknownToolError,
+)
+from ._tool import Tool, result_text, tool
 
 if TYPE_CHECKING:
-    from .client import Completions
+    from ..chat._resource import Completions
 
 __all__ = [
     "ToolRunner",
@@ -105,21 +111,6 @@ class RoundEvent(_RoundFields):
     __slots__ = ()
     type: ClassVar[str] = "round"
 
-
-class MaxRoundsExceededError(OpenAIError):
-    """The model still asked for tools when ``max_rounds`` rounds were done.
-
-    ``messages`` holds the conversation so far, last tool results included,
-    ready to send again; ``completion`` is the last round's completion.
-    """
-
-    def __init__(
-        self, message: str, *, messages: List[Dict[str, Any]], completion: ChatCompletion, max_rounds: int
-    ) -> None:
-        super().__init__(message)
-        self.messages = messages
-        self.completion = completion
-        self.max_rounds = max_rounds
 
 
 class _Outcome(NamedTuple):

@@ -11,9 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any, Dict, List, Mapping, Optional
 
-from .completion import ChatCompletion
-from .errors import InvalidStreamDataError, OpenAIError, error_from_payload
-from .events import (
+from ..engine._events import (
     ChunkEvent,
     CompletionEvent,
     ContentDeltaEvent,
@@ -31,7 +29,9 @@ from .events import (
     ToolCallDoneEvent,
     UsageEvent,
 )
-from .parsing import parsed_or_none, wants_json
+from ..engine._parsing import parsed_or_none, wants_json
+from ..errors import InvalidStreamDataError, OpenAIError, error_from_payload
+from ._completion import ChatCompletion
 
 __all__ = ["ChatCompletionAccumulator"]
 
@@ -147,7 +147,7 @@ class ChatCompletionAccumulator:
     time.
 
     An error that the server sent inside the stream comes back as an
-    :class:`~openai_stream.events.ErrorEvent` at the end of the list; a chunk
+    :class:`~openai_stream.ErrorEvent` at the end of the list; a chunk
     that cannot be understood raises :class:`~openai_stream.errors.InvalidStreamDataError`
     whose ``events`` are the ones that chunk produced before it failed.
     Either way ``error.completion`` holds everything received before it.

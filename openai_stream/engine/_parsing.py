@@ -13,7 +13,7 @@ from typing import Any, Mapping, Optional
 
 import jiter
 
-from .errors import OpenAIError
+from ..errors import StructuredOutputError, ToolArgumentsError
 
 __all__ = [
     "ToolArgumentsError",
@@ -26,28 +26,6 @@ __all__ = [
 ]
 
 
-class ToolArgumentsError(OpenAIError, ValueError):
-    """A tool call's arguments are not valid JSON, or do not match the tool's parameters.
-
-    ``name`` and ``call_id`` identify the call, ``arguments`` is the text the
-    model sent.
-    """
-
-    def __init__(
-        self, message: str, *, name: Optional[str], call_id: Optional[str], arguments: str
-    ) -> None:
-        super().__init__(message)
-        self.name = name
-        self.call_id = call_id
-        self.arguments = arguments
-
-
-class StructuredOutputError(OpenAIError, ValueError):
-    """The content of a ``response_format`` answer is not valid JSON (often: cut off by ``length``)."""
-
-    def __init__(self, message: str, *, content: str) -> None:
-        super().__init__(message)
-        self.content = content
 
 
 def _excerpt(text: str, limit: int = 120) -> str:

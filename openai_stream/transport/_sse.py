@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import List, NamedTuple, Optional
 
-from .errors import APIError, EventTooLargeError, InvalidStreamDataError
+from ..errors import APIError, EventTooLargeError, InvalidStreamDataError
 
 __all__ = ["ServerSentEvent", "SSEDecoder", "DEFAULT_MAX_EVENT_BYTES"]
 

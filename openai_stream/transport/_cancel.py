@@ -1,4 +1,4 @@
-"""Socket-level control of one streamed request, for :class:`~openai_stream.stream.ChatCompletionStream`.
+"""Socket-level control of one streamed request, for :class:`~openai_stream.ChatCompletionStream`.
 
 A blocking socket read cannot be interrupted from another thread by closing the
 response: the socket itself has to be shut down. Two helpers do that:
@@ -31,7 +31,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
-from .errors import APIUserAbortError
+from ..errors import APIUserAbortError
 
 __all__ = ["CancelScope", "BodyControl", "StreamAdapter", "bound", "sleep"]
 

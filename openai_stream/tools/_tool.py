@@ -14,9 +14,9 @@
     get_weather.definition   # {"type": "function", "function": {"name": "get_weather", ...}}
     get_weather("Paris")     # still the plain function
 
-The schema comes from the type hints (see :mod:`openai_stream.schema` for what
+The schema comes from the type hints (see :mod:`openai_stream.tools._schema` for what
 is supported) and the descriptions from the docstring (Google, Sphinx or NumPy
-style, see :mod:`openai_stream.docstrings`). Anything that cannot be expressed
+style, see :mod:`openai_stream.tools._docstrings`). Anything that cannot be expressed
 raises :class:`ToolDefinitionError` when the tool is defined, not when the
 model first calls it.
 """
@@ -33,9 +33,9 @@ from typing import Any, Callable, Dict, Generic, Mapping, Optional, TypeVar, Uni
 
 from typing_extensions import ParamSpec
 
-from .errors import OpenAIError
-from .parsing import ToolArgumentsError, parse_arguments
-from .schema import ArgumentsMismatch, ToolDefinitionError, function_parameters
+from ..engine._parsing import parse_arguments
+from ..errors import ToolArgumentsError, ToolDefinitionError, UnknownToolError
+from ._schema import ArgumentsMismatch, function_parameters
 
 __all__ = [
     "Tool",
@@ -51,13 +51,6 @@ R = TypeVar("R")
 
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
-
-class UnknownToolError(OpenAIError, LookupError):
-    """The model called a tool that was not given to it; ``name`` is what it asked for."""
-
-    def __init__(self, message: str, *, name: Optional[str]) -> None:
-        super().__init__(message)
-        self.name = name
 
 
 class Tool(Generic[P, R]):
@@ -184,7 +177,7 @@ def tool(
 
     ``name`` defaults to the function's name and ``description`` to its
     docstring's description. ``strict`` asks the provider to follow the schema
-    exactly (OpenAI's structured outputs); see :mod:`openai_stream.schema`.
+    exactly (OpenAI's structured outputs); see :mod:`openai_stream.tools._schema`.
     """
 
     def make(fn: Callable[P, R]) -> Tool[P, R]:

@@ -20,10 +20,8 @@ from urllib.parse import urlsplit
 import requests
 import urllib3.exceptions
 
-from ._sockets import StreamAdapter
-from ._sockets import sleep as _cancellable_sleep
-from ._version import __version__
-from .errors import (
+from .._version import __version__
+from ..errors import (
     APIConnectionError,
     APIError,
     APITimeoutError,
@@ -33,6 +31,8 @@ from .errors import (
     StreamInterruptedError,
     error_for_status,
 )
+from ._cancel import StreamAdapter
+from ._cancel import sleep as _cancellable_sleep
 
 __all__ = ["Timeout", "Transport", "DEFAULT_TIMEOUT", "TimeoutTypes", "read_json"]
 

@@ -40,8 +40,8 @@ from typing import Any, Callable, Dict, List, Literal, Mapping, NamedTuple, NoRe
 import typing_extensions
 from typing_extensions import Annotated, NotRequired, Required, get_args, get_origin, get_type_hints
 
-from .docstrings import parse_docstring
-from .errors import OpenAIError
+from ..errors import ToolDefinitionError
+from ._docstrings import parse_docstring
 
 __all__ = ["ToolDefinitionError", "ArgumentsMismatch", "Parameters", "function_parameters"]
 
@@ -52,9 +52,6 @@ if sys.version_info >= (3, 10):
 
 _JSON_TYPES = {str: "string", bool: "boolean", int: "integer", float: "number", _NoneType: "null"}
 
-
-class ToolDefinitionError(OpenAIError, TypeError):
-    """A function cannot be turned into a tool: the message names the parameter and what to change."""
 
 
 class ArgumentsMismatch(Exception):
