@@ -18,7 +18,9 @@ The whole tree::
      │   │   └─ StreamInterruptedError    the body ended before the stream was complete
      │   ├─ APIUserAbortError             the caller closed the stream
      │   ├─ EventTooLargeError            one event exceeded max_event_bytes
-     │   └─ InvalidStreamDataError        a data line that is not JSON, not an object, not UTF-8
+     │   └─ InvalidStreamDataError        a data line that is not JSON, not an object, not UTF-8,
+     │       │                            or a tool-call fragment for a call already done
+     │       └─ ToolCallMismatchError     run_tools ran a call unlike the final message's
      ├─ ToolArgumentsError (ValueError)   a tool call's arguments are not valid JSON or do not fit
      ├─ StructuredOutputError (ValueError)  response_format content that is not valid JSON
      ├─ ToolDefinitionError (TypeError)   a function that cannot become a tool
@@ -66,6 +68,7 @@ __all__ = [
     "MaxRoundsExceededError",
     "LocalServerError",
     "LocalExtraMissingError",
+    "ToolCallMismatchError",
     "error_for_status",
     "error_from_payload",
     "is_error_payload",
@@ -245,6 +248,31 @@ class LocalServerError(OpenAIError):
 
 class LocalExtraMissingError(LocalServerError, ImportError):
     """``xllamacpp`` or the model package is not installed; the message gives the commands."""
+
+
+class ToolCallMismatchError(InvalidStreamDataError):
+    """The tool runner ran a call whose name or arguments differ from the final assistant message.
+
+    The stream contradicted itself; nothing was sent back. ``index``, ``name``,
+    ``executed_arguments`` and ``final_arguments`` (``None`` when the call is
+    missing from the message) say which call and how; ``completion`` is the round's.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        completion: ChatCompletion,
+        index: int,
+        name: Optional[str],
+        executed_arguments: str,
+        final_arguments: Optional[str],
+    ) -> None:
+        super().__init__(message, completion=completion)
+        self.index = index
+        self.name = name
+        self.executed_arguments = executed_arguments
+        self.final_arguments = final_arguments
 
 
 _STATUS_CLASSES = {

@@ -185,15 +185,11 @@ def test_fragments_without_index_are_matched_by_id() -> None:
     # Gemini and Mistral omit index; fragments belong to the call with their id.
     _, completion = run(
         [
+            chunk(choice(tool_calls=[call(id="g1", name="a", arguments='{"x"')])),
             chunk(
-                choice(
-                    tool_calls=[
-                        call(id="g1", name="a", arguments='{"x"'),
-                        call(id="g2", name="b", arguments="{"),
-                    ]
-                )
+                choice(tool_calls=[call(id="g1", arguments=": 1}"), call(id="g2", name="b", arguments="{")])
             ),
-            chunk(choice(tool_calls=[call(id="g1", arguments=": 1}"), call(id="g2", arguments="}")])),
+            chunk(choice(tool_calls=[call(id="g2", arguments="}")])),
             chunk(choice(finish="tool_calls")),
         ]
     )
@@ -304,6 +300,96 @@ def test_empty_argument_fragment_after_the_first_gives_no_event() -> None:
         ]
     )
     assert [e.arguments_delta for e in events if e.type == "tool_call.delta"] == ["", "{}"]
+
+
+# --------------------------------------------------------------------------- late tool-call fragments
+def _late(chunks: List[Dict[str, Any]], late: Dict[str, Any]) -> Tuple[List[Any], InvalidStreamDataError]:
+    acc = ChatCompletionAccumulator()
+    events = feed_all(acc, chunks)
+    with pytest.raises(InvalidStreamDataError) as info:
+        acc.feed(late)
+    return events, info.value
+
+
+def test_fragment_for_a_call_done_when_the_next_started_fails_the_stream() -> None:
+    # Issue 10's reproduction: call 0 announced with "", call 1 starts, then call 0's arguments.
+    late = chunk(choice(tool_calls=[call(0, arguments='{"amount": 500}')]))
+    events, error = _late(
+        [
+            chunk(choice(role="assistant", tool_calls=[call(0, id="t0", name="transfer", arguments="")])),
+            chunk(choice(tool_calls=[call(1, id="t1", name="audit", arguments="{}")])),
+        ],
+        late,
+    )
+    assert [call_position(e) for e in events if e.type != "chunk"] == [
+        ("tool_call.delta", 0),
+        ("tool_call.done", 0),
+        ("tool_call.delta", 1),
+    ]
+    assert "tool call 0" in str(error) and "'transfer'" in str(error) and "retry" in str(error)
+    assert error.body is late
+    assert [e.type for e in error.events] == ["chunk"]  # no tool_call.delta after tool_call.done
+    completion: Any = error.completion
+    # Nothing of the late fragment was appended.
+    assert calls_of(completion.to_dict()) == [
+        ("t0", "function", "transfer", ""),
+        ("t1", "function", "audit", "{}"),
+    ]
+
+
+def test_fragment_for_a_done_call_addressed_by_id_fails_the_stream() -> None:
+    _, error = _late(
+        [
+            chunk(choice(tool_calls=[call(id="g1", name="a", arguments='{"x": 1}')])),
+            chunk(choice(tool_calls=[call(id="g2", name="b", arguments="{}")])),
+        ],
+        chunk(choice(tool_calls=[call(id="g1", arguments=" ")])),
+    )
+    assert "'g1'" in str(error)
+
+
+def test_fragment_whose_id_names_an_earlier_done_call_fails_even_at_a_reused_index() -> None:
+    # Ollama puts every call at index 0; the id still says which call a fragment is for.
+    _, error = _late(
+        [
+            chunk(choice(tool_calls=[call(0, id="a", name="get_time", arguments="")])),
+            chunk(choice(tool_calls=[call(0, id="b", name="get_weather", arguments="{}")])),
+        ],
+        chunk(choice(tool_calls=[call(0, id="a", arguments='{"tz": "UTC"}')])),
+    )
+    completion: Any = error.completion
+    assert [c.function.arguments for c in completion.choices[0].message.tool_calls] == ["", "{}"]
+
+
+@pytest.mark.parametrize(
+    "late",
+    [call(0, arguments="}"), call(arguments="}"), call(1, id="new", name="g", arguments="{}")],
+    ids=["same-index", "no-index-no-id", "new-call"],
+)
+def test_tool_call_fragment_after_the_choice_finished_fails_the_stream(late: Dict[str, Any]) -> None:
+    events, error = _late(
+        [chunk(choice(tool_calls=[call(0, id="a", name="f", arguments="{")], finish="tool_calls"))],
+        chunk(choice(tool_calls=[late])),
+    )
+    assert kinds(events)[-1] == "done"
+    assert [e.type for e in error.events] == ["chunk"]
+    completion: Any = error.completion
+    assert [c.function.arguments for c in completion.choices[0].message.tool_calls] == ["{"]
+
+
+def test_the_late_fragment_fails_after_the_events_its_chunk_produced_before_it() -> None:
+    _, error = _late(
+        [
+            chunk(choice(tool_calls=[call(0, id="a", name="f", arguments="")])),
+            chunk(choice(tool_calls=[call(1, id="b", name="g", arguments="")])),
+        ],
+        chunk(choice(content="x", tool_calls=[call(1, arguments="{}"), call(0, arguments="{}")])),
+    )
+    assert [call_position(e) for e in error.events] == [
+        ("chunk", None),
+        ("content.delta", None),
+        ("tool_call.delta", 1),
+    ]
 
 
 # --------------------------------------------------------------------------- usage and identity

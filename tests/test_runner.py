@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import pytest
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
 
 import openai_stream
 from openai_stream import (
@@ -617,3 +619,268 @@ def test_close_from_a_handler_stops_the_run(server: ReplayServer, client: openai
         runner.until_done()
     assert len(server.requests) == 1
     assert runner.messages == USER
+
+
+# --------------------------------------------------------------------------- issue 10: arguments sent late
+def _transfer_recorder() -> Tuple[Any, List[Dict[str, Any]]]:
+    ran: List[Dict[str, Any]] = []
+    lock = threading.Lock()
+
+    @tool
+    def transfer(amount: int = 0) -> str:
+        """Move money."""
+        with lock:
+            ran.append({"amount": amount})
+        return f"moved {amount}"
+
+    return transfer, ran
+
+
+def test_arguments_sent_after_the_next_call_started_never_reach_the_tool(
+    server: ReplayServer, client: openai_stream.Client
+) -> None:
+    """Issue 10: call 0 (transfer, arguments ""), then call 1, then call 0's {"amount": 500}."""
+    transfer, ran = _transfer_recorder()
+    server.add(
+        ScriptedResponse.from_chunks(
+            [
+                _chunk({"role": "assistant", "content": None}),
+                _chunk({"tool_calls": [_head(0, "t0", "transfer", "")]}),
+                _chunk({"tool_calls": [_head(1, "t1", "get_weather", '{"city": "Paris"}')]}),
+                _chunk({"tool_calls": [{"index": 0, "function": {"arguments": '{"amount": 500}'}}]}),
+                _chunk({}, "tool_calls"),
+            ]
+        )
+    )
+    server.add(text_round("never asked for"))
+    runner = client.chat.completions.run_tools(model="m", messages=USER, tools=[transfer, get_weather])
+    results: List[ToolResultEvent] = []
+    runner.on("tool.result", results.append)
+    with pytest.raises(openai_stream.InvalidStreamDataError) as info:
+        runner.until_done()
+    assert "tool call 0" in str(info.value) and "'transfer'" in str(info.value)
+    completion: Any = info.value.completion
+    assert [c.function.arguments for c in completion.choices[0].message.tool_calls] == [
+        "",
+        '{"city": "Paris"}',
+    ]
+    assert ran == [] and results == []  # transfer never ran, with any amount
+    assert len(server.requests) == 1  # nothing was sent back
+    assert runner.messages == USER
+
+
+def _head(index: int, call_id: str, name: str, arguments: str) -> Dict[str, Any]:
+    function = {"name": name, "arguments": arguments}
+    return {"index": index, "id": call_id, "type": "function", "function": function}
+
+
+@dataclasses.dataclass
+class _ShortGate(GatedResponse):
+    """A gate that gives up quickly: used where the gate must stay shut."""
+
+    def pieces(self) -> Iterator[bytes]:  # type: ignore[override]
+        for i, piece in enumerate(ScriptedResponse.pieces(self)):
+            if i == self.gate_at:
+                self.opened = self.gate.wait(0.5)
+            yield piece
+
+
+def test_call_with_empty_arguments_waits_for_the_end_of_its_choice(
+    server: ReplayServer, client: openai_stream.Client
+) -> None:
+    """A call done with "" when the next call starts does not run until the choice finished."""
+    transfer, ran = _transfer_recorder()
+    started = threading.Event()
+
+    @tool
+    def ping() -> str:
+        """Ping."""
+        started.set()
+        return "pong"
+
+    chunks = [
+        _chunk({"role": "assistant", "content": None}),
+        _chunk({"tool_calls": [_head(0, "t0", "ping", "")]}),
+        _chunk({"tool_calls": [_head(1, "t1", "transfer", '{"amount": 5}')]}),
+        _chunk({}, "tool_calls"),
+    ]
+    # The finishing chunk waits (briefly, bounded) for ping to start: it must not.
+    gated = _ShortGate(events=ScriptedResponse.from_chunks(chunks).events, gate=started, gate_at=3)
+    server.add(gated)
+    server.add(text_round("ok"))
+    runner = client.chat.completions.run_tools(model="m", messages=USER, tools=[ping, transfer])
+    runner.until_done()
+    assert gated.opened is False, "ping started before its choice finished"
+    assert ran == [{"amount": 5}]
+    assert [m["content"] for m in sent_messages(server, 1)[2:]] == ["pong", "moved 5"]
+
+
+def test_results_are_not_sent_when_a_call_that_ran_differs_from_the_final_message(
+    server: ReplayServer, client: openai_stream.Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The runner's own check, for an accumulator that lets a late fragment through (the old defect)."""
+    from openai_stream.chat._accumulator import ChatCompletionAccumulator
+
+    original = ChatCompletionAccumulator._feed_tool_call
+
+    def lenient(self: Any, state: Any, fragment: Any, events: Any) -> None:
+        for open_again in state.calls:
+            open_again.done = False
+        original(self, state, fragment, events)
+
+    monkeypatch.setattr(ChatCompletionAccumulator, "_feed_tool_call", lenient)
+    transfer, ran = _transfer_recorder()
+    server.add(
+        ScriptedResponse.from_chunks(
+            [
+                _chunk({"tool_calls": [_head(0, "t0", "transfer", '{"amount": 5}')]}),
+                _chunk({"tool_calls": [_head(1, "t1", "get_weather", '{"city": "Paris"}')]}),
+                _chunk({"tool_calls": [{"index": 0, "function": {"arguments": "00}"}}]}),
+                _chunk({}, "tool_calls"),
+            ]
+        )
+    )
+    server.add(text_round("never asked for"))
+    runner = client.chat.completions.run_tools(model="m", messages=USER, tools=[transfer, get_weather])
+    with pytest.raises(openai_stream.ToolCallMismatchError) as info:
+        runner.until_done()
+    error = info.value
+    assert isinstance(error, openai_stream.InvalidStreamDataError)
+    assert (error.index, error.name) == (0, "transfer")
+    assert (error.executed_arguments, error.final_arguments) == ('{"amount": 5}', '{"amount": 5}00}')
+    assert error.completion is runner.completions[-1]
+    assert ran == [{"amount": 5}]
+    assert len(server.requests) == 1
+    assert runner.messages == USER
+
+
+# --------------------------------------------------------------------------- property: what ran was sent
+@st.composite
+def tool_call_streams(draw: st.DrawFn) -> Tuple[List[List[Dict[str, Any]]], List[str], bool]:
+    """Chunks of tool-call fragments: split, interleaved, repeated; each call's name stays put.
+
+    Returns the chunks' tool_calls lists, each call's full argument text as the generator
+    sent it (repeats included), and whether a fragment came after a later call started
+    (the protocol violation), computed here without openai_stream.
+    """
+    count = draw(st.integers(1, 3))
+    per_call: List[List[Dict[str, Any]]] = []
+    for index in range(count):
+        text = draw(
+            st.one_of(
+                st.just(""),
+                st.integers(-5, 10**6).map(lambda n: json.dumps({"amount": n})),
+                st.sampled_from(["{", '{"amount": ', "not json", "[1]", "{}"]),
+            )
+        )
+        cuts = sorted(draw(st.sets(st.integers(1, max(1, len(text) - 1)), max_size=3)))
+        pieces = [text[a:b] for a, b in zip([0, *cuts], [*cuts, len(text)]) if text[a:b]]
+        by_id = draw(st.booleans())  # address continuations by id only, without index
+        fragments = [
+            {"index": index, "id": f"call_{index}", "type": "function",
+             "function": {"name": "transfer", "arguments": ""}}
+        ]
+        for piece in pieces:
+            fragment: Dict[str, Any] = {"function": {"arguments": piece}}
+            fragment.update({"id": f"call_{index}"} if by_id else {"index": index})
+            fragments.append(fragment)
+            if draw(st.integers(0, 9)) == 0:  # sent twice
+                fragments.append(json.loads(json.dumps(fragment)))
+        per_call.append(fragments)
+    # Interleave: at each step take the next fragment of some call; call k's head never before call k-1's.
+    order: List[Tuple[int, Dict[str, Any]]] = []
+    cursors = [0] * count
+    while any(cursors[k] < len(per_call[k]) for k in range(count)):
+        ready = [
+            k for k in range(count)
+            if cursors[k] < len(per_call[k]) and (cursors[k] > 0 or k == 0 or cursors[k - 1] > 0)
+        ]
+        k = draw(st.sampled_from(ready))
+        order.append((k, per_call[k][cursors[k]]))
+        cursors[k] += 1
+    announced = 0
+    violation = False
+    for k, _ in order:
+        if k < announced - 1:
+            violation = True
+        announced = max(announced, k + 1)
+    chunks: List[List[Dict[str, Any]]] = []
+    position = 0
+    while position < len(order):
+        size = draw(st.integers(1, 3))
+        chunks.append([fragment for _, fragment in order[position : position + size]])
+        position += size
+    sent = ["".join(f["function"]["arguments"] for f in fragments) for fragments in per_call]
+    return chunks, sent, violation
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(tool_call_streams())
+def test_every_tool_runs_with_the_final_arguments_or_the_stream_fails(
+    case: Tuple[List[List[Dict[str, Any]]], List[str], bool],
+) -> None:
+    chunk_calls, sent, violation = case
+    event(f"violation={violation}")
+    transfer, ran = _transfer_recorder()
+    results: List[ToolResultEvent] = []
+    with ReplayServer(repeat_last=False) as replay:
+        replay.add(
+            ScriptedResponse.from_chunks(
+                [_chunk({"role": "assistant"})]
+                + [_chunk({"tool_calls": calls}) for calls in chunk_calls]
+                + [_chunk({}, "tool_calls")]
+            )
+        )
+        replay.add(text_round("done"))
+        with openai_stream.Client(
+            api_key="sk-test", base_url=replay.base_url, max_retries=0, timeout=WAIT
+        ) as c:
+            runner = c.chat.completions.run_tools(model="m", messages=USER, tools=[transfer])
+            runner.on("tool.result", results.append)
+            error: Optional[BaseException] = None
+            try:
+                runner.until_done()
+            except openai_stream.OpenAIError as exc:
+                error = exc
+        requests = len(replay.requests)
+    executed = {r.index: r.arguments for r in results if r.exception is None}
+    if violation:
+        assert isinstance(error, openai_stream.InvalidStreamDataError), error
+        assert error.completion is not None
+        assert requests == 1 and runner.messages == USER
+        # Whatever ran had started before the choice ended: with a whole JSON object that is
+        # what the model had sent of that call so far, never with "" or a guess.
+        allowed = [_object_prefixes(text) for text in sent]
+        for kwargs in ran:
+            assert any(kwargs in prefixes for prefixes in allowed), (kwargs, sent)
+    else:
+        assert error is None, error
+        assert requests == 2
+        final = runner.completions[0].choices[0].message.tool_calls or []
+        assert [c.function.arguments for c in final] == sent
+        assert len(results) == len(sent)
+        for index, arguments in executed.items():
+            assert arguments == sent[index]
+        expected_runs = []
+        for text in sent:
+            try:
+                value = json.loads(text) if text.strip() else {}
+            except ValueError:
+                continue
+            amount = value.get("amount", 0) if isinstance(value, dict) else None
+            if isinstance(value, dict) and set(value) <= {"amount"} and type(amount) is int:
+                expected_runs.append({"amount": amount})
+        assert sorted(ran, key=json.dumps) == sorted(expected_runs, key=json.dumps)
+
+
+def _object_prefixes(text: str) -> List[Dict[str, Any]]:
+    """The tool's keyword arguments for every prefix of ``text`` that is a whole JSON object."""
+    found = []
+    for end in range(1, len(text) + 1):
+        try:
+            value = json.loads(text[:end])
+        except ValueError:
+            continue
+        if isinstance(value, dict):
+            found.append({"amount": value.get("amount", 0)})
+    return found

@@ -194,6 +194,15 @@ class ChatCompletionAccumulator:
             self._feed(chunk, events)
         except OpenAIError:
             raise
+        except _ProtocolViolation as exc:
+            error = InvalidStreamDataError(
+                f"{exc} (chunk {self._chunks}: {_quote(chunk)}); the completion so far is attached "
+                "as error.completion",
+                body=chunk,
+                completion=self.completion(),
+            )
+            error.events = tuple(events)
+            raise error from None
         except (TypeError, AttributeError, ValueError, KeyError) as exc:
             error = InvalidStreamDataError(
                 f"could not understand a stream chunk ({type(exc).__name__}: {exc}): {_quote(chunk)}",
@@ -362,6 +371,12 @@ class ChatCompletionAccumulator:
             call = state.calls_by_id.get(call_id)
         else:
             call = state.calls[-1] if state.calls else None
+        if call is not None and call_id and call.id and call_id != call.id:
+            # The index names one call and the id another one already known (an earlier,
+            # finished call): the fragment belongs to the call its id names.
+            call = state.calls_by_id.get(call_id, call)
+        if (call is not None and call.done) or (call is None and state.finished):
+            raise _ProtocolViolation(_late_fragment(state, call))
         announce = False
         if call is None:
             # Only the newest call can still be open: each new call closes the one before.
@@ -489,6 +504,26 @@ class ChatCompletionAccumulator:
             if key not in data:
                 data[key] = value
         return ChatCompletion(data)
+
+
+class _ProtocolViolation(ValueError):
+    """The stream broke a rule of the protocol; raised as InvalidStreamDataError by feed()."""
+
+
+def _late_fragment(state: _Choice, call: Optional[_ToolCall]) -> str:
+    if call is None:
+        return (
+            f"a tool call fragment for choice {state.index} arrived after the choice finished "
+            f"(finish_reason {state.finish_reason!r}); the server broke the Chat Completions "
+            "protocol and this call cannot be trusted: retry the request"
+        )
+    return (
+        f"a fragment for tool call {call.position} of choice {state.index} (id {call.id!r}, "
+        f"name {call.name!r}) arrived after the call was reported complete (tool_call.done: a "
+        "later call had started, or the choice had finished); the server interleaved tool-call "
+        "fragments, which the Chat Completions protocol does not allow, so the call's arguments "
+        "cannot be trusted: retry the request"
+    )
 
 
 def _text(value: Any, field: str) -> str:

@@ -1,8 +1,11 @@
 """The tool runner: stream a round, run each tool as soon as its call is complete, send the results back.
 
 ``client.chat.completions.run_tools(...)`` returns a :class:`ToolRunner`. Each
-round streams one completion and re-emits its events; every ``tool_call.done``
-of choice 0 starts that tool on a thread pool while later calls still stream.
+round streams one completion and re-emits its events; a ``tool_call.done`` of
+choice 0 whose arguments are a complete JSON object starts that tool on a
+thread pool while later calls still stream (other calls wait for the choice's
+``done``). Before anything is sent back, every call that ran is checked
+against the final message (:class:`~openai_stream.ToolCallMismatchError`).
 When the round ends, the assistant message (as received: tool calls,
 reasoning, unknown fields) and one tool message per call, in call order, are
 appended to :attr:`ToolRunner.messages`, and the next round starts. The run
@@ -15,6 +18,7 @@ it and every earlier call's result are ready, or after the stream ended.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -37,12 +41,13 @@ from pyee import EventEmitter
 
 from ..chat._completion import ChatCompletion
 from ..chat._stream import ChatCompletionStream
-from ..engine._events import ErrorEvent, ToolCallDoneEvent
+from ..engine._events import DoneEvent, ErrorEvent, ToolCallDoneEvent
 from ..errors import (
     APIUserAbortError,
     MaxRoundsExceededError,
     OpenAIError,
     ToolArgumentsError,
+    ToolCallMismatchError,
     ToolDefinitionError,
     UnknownToolError,
 )
@@ -260,27 +265,41 @@ class ToolRunner(EventEmitter):
         self._stream = stream
         if self._closed:
             stream.close()
-        started: List[_Call] = []
+        # Calls of choice 0 in call order: started (_Call) or waiting for the choice's end
+        # (their ToolCallDoneEvent). Results are reported in this order.
+        slots: List[Union[_Call, ToolCallDoneEvent]] = []
         cursor = 0
         listeners = self._events  # membership tests without the lock, as the stream does
         try:
             with stream:
                 for event in stream:
                     kind = event.type
-                    if isinstance(event, ToolCallDoneEvent) and not event.choice_index:
-                        started.append(self._start(event, number, executor))
+                    if isinstance(event, ToolCallDoneEvent):
+                        if not event.choice_index:
+                            # Before its choice ends, a call runs only when its arguments are a
+                            # whole JSON object: empty or unparsable ones may still be a server's
+                            # mistake (fragments sent late), so they wait for the choice's end.
+                            early = _is_object(event.arguments)
+                            slots.append(self._start(event, number, executor) if early else event)
+                    elif isinstance(event, DoneEvent) and not event.choice_index:
+                        slots = [self._start_waiting(slot, number, executor) for slot in slots]
                     if kind in listeners:
                         self.emit(kind, event)
-                    while cursor < len(started) and started[cursor].future.done():
-                        self._report(started[cursor])
+                    while cursor < len(slots):
+                        slot = slots[cursor]
+                        if not isinstance(slot, _Call) or not slot.future.done():
+                            break
+                        self._report(slot)
                         cursor += 1
                 completion = stream.until_done()
         finally:
             self._stream = None
         self.completions.append(completion)
         message = _assistant_message(completion, number)
-        self._append(message)
         calls = message.get("tool_calls") or []
+        _check_executed([s for s in slots if isinstance(s, _Call)], calls, completion)
+        started = [self._start_waiting(slot, number, executor) for slot in slots]
+        self._append(message)
         by_index = {call.index: call for call in started}
         for position, sent in enumerate(calls):
             call = by_index.get(position)
@@ -300,6 +319,11 @@ class ToolRunner(EventEmitter):
         call_id = event.call_id or _call_id(number, event.index)
         future = executor.submit(_execute, self._tools, event.name, event.arguments, call_id)
         return _Call(event.index, call_id, event.name, event.arguments, future)
+
+    def _start_waiting(
+        self, slot: Union[_Call, ToolCallDoneEvent], number: int, executor: ThreadPoolExecutor
+    ) -> _Call:
+        return slot if isinstance(slot, _Call) else self._start(slot, number, executor)
 
     def _report(self, call: _Call) -> _Outcome:
         """Wait for the call's outcome and emit its ``tool.result`` once."""
@@ -326,6 +350,37 @@ class ToolRunner(EventEmitter):
         self.messages.append(message)
         if "message" in self._events:
             self.emit("message", MessageEvent(message))
+
+
+def _is_object(arguments: str) -> bool:
+    """Whether tool-call arguments are a complete JSON object."""
+    if not arguments.rstrip().endswith("}"):
+        return False
+    try:
+        return isinstance(json.loads(arguments), dict)
+    except ValueError:
+        return False
+
+
+def _check_executed(started: List[_Call], calls: List[Dict[str, Any]], completion: ChatCompletion) -> None:
+    """Raise unless every call that ran had exactly the name and arguments of the final message."""
+    for call in started:
+        sent = calls[call.index] if call.index < len(calls) else None
+        function = (sent.get("function") or {}) if sent is not None else {}
+        final = (function.get("name"), function.get("arguments") or "")
+        if sent is None or final != (call.name, call.arguments):
+            what = "is missing from" if sent is None else f"has name {final[0]!r}, arguments {final[1]!r} in"
+            raise ToolCallMismatchError(
+                f"tool call {call.index} ({call.name!r}, id {call.call_id}) ran with arguments "
+                f"{call.arguments!r}, but it {what} the final assistant message; the stream "
+                "contradicted itself, so no result was sent back: check the server, and whether "
+                "the tool's effect must be undone",
+                completion=completion,
+                index=call.index,
+                name=call.name,
+                executed_arguments=call.arguments,
+                final_arguments=None if sent is None else final[1],
+            )
 
 
 def _call_id(number: int, index: int) -> str:
