@@ -20,6 +20,8 @@ from .scenarios import text_from_choices
 __all__ = [
     "BenchClient",
     "FloorClient",
+    "FreshConnectionFloorClient",
+    "OursDefaultsClient",
     "SSEClientPyClient",
     "OpenAIStreamHelperClient",
     "OpenAICreateClient",
@@ -141,6 +143,21 @@ class FloorClient(BenchClient):
 
     def close(self) -> None:
         self.session.close()
+
+
+class FreshConnectionFloorClient(FloorClient):
+    """The floor on a new connection for every request (``Connection: close``).
+
+    Against a server that closes each connection after its answer, this is
+    the least a correct client pays: one connect per stream, never a retry.
+    """
+
+    name = "floor.fresh"
+    label = "floor on a new connection per request"
+
+    def __init__(self, base_url: str) -> None:
+        super().__init__(base_url)
+        self.headers = {**self.headers, "Connection": "close"}
 
 
 class SSEClientPyClient(FloorClient):
@@ -274,6 +291,18 @@ class OursHandlersClient(_Ours):
             else:
                 stream.on(event_type, _noop)
         return text_of_completion(stream.until_done())
+
+
+class OursDefaultsClient(OursHandlersClient):
+    """:class:`OursHandlersClient` on a client with every setting at its default (``max_retries=2``...)."""
+
+    name = "ours.defaults"
+    label = "openai_stream: handlers on every event, default client settings"
+
+    def __init__(self, base_url: str) -> None:
+        super().__init__(base_url)
+        self.client.close()
+        self.client = self.openai_stream.Client(api_key="bench", base_url=base_url)
 
 
 class OursIterClient(_Ours):

@@ -25,7 +25,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from . import clients as bench_clients
 from .scenarios import Scenario, build_chunks
-from .server import ServerProcess, SSEServer
+from .server import CLOSING_PREFIX, ServerProcess, SSEServer
 
 __all__ = ["Sizes", "FULL", "QUICK", "main", "run"]
 
@@ -55,6 +55,7 @@ class Sizes:
     latency_events: int
     repeats: int
     import_repeats: int
+    reconnect_streams: int = 200
 
     def scaled(self, factor: float) -> Sizes:
         """Every stream size times ``factor`` (at least 10 deltas); repeats unchanged."""
@@ -72,11 +73,20 @@ class Sizes:
             max(5, int(self.latency_events * factor)),
             self.repeats,
             self.import_repeats,
+            max(10, int(self.reconnect_streams * factor)),
         )
 
 
-FULL = Sizes(20_000, 2_000, 5_000, 5_000, 40_000, 100_000, 300, 5, 9)
-QUICK = Sizes(2_000, 200, 500, 500, 4_000, 10_000, 30, 3, 3)
+FULL = Sizes(20_000, 2_000, 5_000, 5_000, 40_000, 100_000, 300, 5, 9, 200)
+QUICK = Sizes(2_000, 200, 500, 500, 4_000, 10_000, 30, 3, 3, 40)
+# The reconnect measurement: short streams, each on a connection the server closes right after.
+RECONNECT_SCENARIO = Scenario("short-1", "content", 1)
+# Streams a client runs back to back (its next request follows its last answer at once, inside
+# the server's close window) before the next client's turn.
+RECONNECT_BLOCK = 10
+FRESH_FLOOR = "floor.fresh"
+LOCAL_MODEL_STREAMS = 40
+OURS_DEFAULTS = "ours.defaults"
 
 
 @dataclass
@@ -92,6 +102,8 @@ class Results:
     targets: List[Dict[str, Any]] = field(default_factory=list)
     partial_arguments: List[Dict[str, Any]] = field(default_factory=list)
     partial_arguments_read: List[Dict[str, Any]] = field(default_factory=list)
+    reconnect: List[Dict[str, Any]] = field(default_factory=list)
+    local_model: List[Dict[str, Any]] = field(default_factory=list)
 
     def as_dict(self) -> Dict[str, Any]:
         return {
@@ -104,6 +116,8 @@ class Results:
             "targets": self.targets,
             "partial_arguments": self.partial_arguments,
             "partial_arguments_read": self.partial_arguments_read,
+            "reconnect": self.reconnect,
+            "local_model": self.local_model,
         }
 
 
@@ -388,6 +402,112 @@ def measure_latency(sizes: Sizes, log: Callable[[str], None]) -> List[Dict[str, 
     return rows
 
 
+def measure_reconnect(sizes: Sizes, server_mode: str, log: Callable[[str], None]) -> List[Dict[str, Any]]:
+    """Sequential one-token streams against a server that closes each connection after its answer.
+
+    Each client runs ``sizes.reconnect_streams`` streams in blocks of
+    ``RECONNECT_BLOCK`` back to back, the blocks interleaved with the other
+    clients' in a rotating order; each stream is timed alone. The floor opens a
+    new connection for every request; a client that pools connections meets
+    closed ones and must send again without a backoff to stay near it. A
+    stream that raises is counted as a failure (and its time left out).
+    """
+    scenario = RECONNECT_SCENARIO
+    expected = expected_text(build_chunks(scenario))
+    model = CLOSING_PREFIX + scenario.name
+    # (FloorClient stops reading at [DONE], so it never pools a connection either.)
+    classes: List[type] = [bench_clients.FreshConnectionFloorClient]
+    classes += [c for c in bench_clients.network_clients() if getattr(c, "name", None) == OPENAI_STREAM]
+    classes += [bench_clients.OursDefaultsClient, bench_clients.OursHandlersClient]
+    server: Any = (ServerProcess if server_mode == "process" else SSEServer)([scenario])
+    with server:
+        clients = [cls(server.base_url) for cls in classes]
+        times: Dict[str, List[float]] = {c.name: [] for c in clients}
+        failures: Dict[str, int] = {c.name: 0 for c in clients}
+        errors: Dict[str, str] = {}
+        try:
+            log(f"reconnect: {sizes.reconnect_streams} streams x {', '.join(times)}")
+            total = sizes.reconnect_streams
+            blocks = [min(RECONNECT_BLOCK, total - first) for first in range(0, total, RECONNECT_BLOCK)]
+            for block, count in enumerate(blocks):
+                for client in clients[block % len(clients) :] + clients[: block % len(clients)]:
+                    for _ in range(count):
+                        start = time.perf_counter()
+                        try:
+                            text = client.run(model)
+                        except Exception as exc:  # counted: the point is how often this happens
+                            failures[client.name] += 1
+                            errors.setdefault(client.name, f"{type(exc).__name__}: {str(exc)[:120]}")
+                            continue
+                        elapsed = time.perf_counter() - start
+                        _check(client.name, scenario.name, text, expected)
+                        times[client.name].append(elapsed)
+        finally:
+            for client in clients:
+                client.close()
+    floor = times[FRESH_FLOOR]
+    floor_median, floor_p90 = _median(floor), _percentile(floor, 90)
+    rows = []
+    for name, samples in times.items():
+        row: Dict[str, Any] = {
+            "client": name,
+            "streams": sizes.reconnect_streams,
+            "failures": failures[name],
+            "first_error": errors.get(name),
+        }
+        if samples:
+            median, p90 = _median(samples), _percentile(samples, 90)
+            row.update(
+                {
+                    "median_ms": median * 1e3,
+                    "p90_ms": p90 * 1e3,
+                    "max_ms": max(samples) * 1e3,
+                    "median_x_floor": median / floor_median,
+                    "p90_x_floor": p90 / floor_p90,
+                    "p90_over_median": p90 / median,
+                }
+            )
+        rows.append(row)
+    return rows
+
+
+def measure_local_model(streams: int, log: Callable[[str], None]) -> List[Dict[str, Any]]:
+    """Sequential one-token streams against the local llama.cpp model, client at default settings.
+
+    llama.cpp closes each connection right after a streamed body; before the
+    client sent such requests again at once, about one stream in ten paid a
+    retry backoff. Needs the ``local`` extra and the model (``--local``).
+    """
+    import openai_stream
+    from openai_stream import local
+
+    samples: List[float] = []
+    messages = [{"role": "user", "content": "Say hi."}]
+    with local.server() as base_url, openai_stream.Client(base_url=base_url, api_key="unused") as client:
+        log(f"local model: {streams} one-token streams at {base_url}")
+
+        def one() -> None:
+            stream = client.chat.completions.stream(model=local.MODEL_NAME, messages=messages, max_tokens=1)
+            stream.until_done()
+
+        one()  # warm up
+        for _ in range(streams):
+            start = time.perf_counter()
+            one()
+            samples.append(time.perf_counter() - start)
+    median, p90 = _median(samples), _percentile(samples, 90)
+    return [
+        {
+            "client": OURS_DEFAULTS,
+            "streams": streams,
+            "median_ms": median * 1e3,
+            "p90_ms": p90 * 1e3,
+            "max_ms": max(samples) * 1e3,
+            "p90_over_median": p90 / median,
+        }
+    ]
+
+
 def measure_memory(sizes: Sizes, server_mode: str, log: Callable[[str], None]) -> List[Dict[str, Any]]:
     """Peak traced memory while a client consumes one long stream (server memory not traced)."""
     scenario = Scenario(f"memory-{sizes.memory_deltas}", "content", sizes.memory_deltas)
@@ -523,6 +643,26 @@ def evaluate_targets(results: Results, sizes: Sizes) -> List[Dict[str, Any]]:
         if r["client"] == OURS:
             add(f"{OURS} latency median", "<= 2 ms", r["median_ms"], r["median_ms"] <= 2.0, "{:.3f} ms")
             add(f"{OURS} latency p99", "<= 10 ms", r["p99_ms"], r["p99_ms"] <= 10.0, "{:.3f} ms")
+    for r in results.reconnect:
+        if r["client"] == OURS_DEFAULTS:
+            add(
+                f"{OURS_DEFAULTS} failures, closing server",
+                "0",
+                float(r["failures"]),
+                r["failures"] == 0,
+                "{:.0f}",
+            )
+            ratio = r.get("p90_over_median")
+            add(
+                f"{OURS_DEFAULTS} p90 / median, closing server",
+                "<= 3x",
+                ratio,
+                None if ratio is None else ratio <= 3.0,
+                "{:.2f}x",
+            )
+    for r in results.local_model:
+        ratio = r["p90_over_median"]
+        add(f"{OURS_DEFAULTS} p90 / median, local llama.cpp", "<= 3x", ratio, ratio <= 3.0, "{:.2f}x")
     for r in results.memory:
         if r["client"] == OURS:
             add(
@@ -580,6 +720,8 @@ def run(
     *,
     server_mode: str = "process",
     latency: bool = True,
+    reconnect: bool = True,
+    local_model: bool = False,
     memory: bool = True,
     imports: bool = True,
     partial: bool = True,
@@ -596,6 +738,10 @@ def run(
         results.partial_arguments_read = measure_partial_reads(sizes, log)
     if latency:
         results.latency = measure_latency(sizes, log)
+    if reconnect:
+        results.reconnect = measure_reconnect(sizes, server_mode, log)
+    if local_model:
+        results.local_model = measure_local_model(LOCAL_MODEL_STREAMS, log)
     if memory:
         results.memory = measure_memory(sizes, server_mode, log)
     if imports:
@@ -649,6 +795,35 @@ def format_table(results: Results) -> str:
                 f"{r['client']:<18} {r['events']:>7} {r['median_ms']:>10.3f} {r['p99_ms']:>8.3f} "
                 f"{r['max_ms']:>8.3f}"
             )
+    if results.reconnect:
+        lines.append("")
+        lines.append(
+            "sequential one-token streams, server closes each connection a few ms after its answer "
+            f"(x floor: against {FRESH_FLOOR}, a new connection per request)"
+        )
+        lines.append(
+            f"{'client':<18} {'streams':>7} {'failed':>7} {'median ms':>10} {'p90 ms':>8} {'max ms':>8} "
+            f"{'median x floor':>15} {'p90 x floor':>12} {'p90/median':>11}"
+        )
+        for r in results.reconnect:
+            if "median_ms" in r:
+                timing = (
+                    f"{r['median_ms']:>10.3f} {r['p90_ms']:>8.3f} {r['max_ms']:>8.3f} "
+                    f"{r['median_x_floor']:>14.2f}x {r['p90_x_floor']:>11.2f}x {r['p90_over_median']:>10.2f}x"
+                )
+            else:
+                timing = f"{'n/a':>10}"
+            lines.append(f"{r['client']:<18} {r['streams']:>7} {r['failures']:>7} {timing}")
+        for r in results.reconnect:
+            if r["first_error"]:
+                lines.append(f"  {r['client']} first failure: {r['first_error']}")
+    for r in results.local_model:
+        lines.append("")
+        lines.append(
+            f"local llama.cpp model, {r['streams']} sequential one-token streams, default client settings: "
+            f"median {r['median_ms']:.2f} ms, p90 {r['p90_ms']:.2f} ms ({r['p90_over_median']:.2f}x), "
+            f"max {r['max_ms']:.2f} ms"
+        )
     if results.memory:
         lines.append("")
         lines.append("peak memory (tracemalloc) while consuming one stream")
@@ -744,6 +919,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         help="serve throughput scenarios from a child process (default) or a thread of this process",
     )
     parser.add_argument("--no-latency", action="store_true", help="skip the latency measurement")
+    parser.add_argument(
+        "--no-reconnect", action="store_true", help="skip the closing-server (reconnect) measurement"
+    )
+    parser.add_argument(
+        "--local",
+        action="store_true",
+        help="also time one-token streams against the local llama.cpp model (needs the local extra)",
+    )
     parser.add_argument("--no-memory", action="store_true", help="skip the peak memory measurement")
     parser.add_argument("--no-import", action="store_true", help="skip the import time measurement")
     parser.add_argument(
@@ -766,6 +949,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         sizes,
         server_mode=args.server,
         latency=not args.no_latency,
+        reconnect=not args.no_reconnect,
+        local_model=args.local,
         memory=not args.no_memory,
         imports=not args.no_import,
         partial=not args.no_partial,

@@ -5,6 +5,10 @@ event per HTTP chunk) is built once; answering a request is one ``sendall`` of
 those bytes. The request's ``model`` picks the scenario. A model named
 ``latency:COUNT:INTERVAL_MS`` is answered live instead: one content event every
 interval, whose content is the ``time.perf_counter()`` at which it was written.
+A model named ``closing:NAME`` gets scenario NAME's response with a
+``Keep-Alive`` header, and then the connection is closed a moment later
+without reading anything more, as the local llama.cpp server does after each
+streamed body: a request written on it in the meantime is never answered.
 
 The server runs on a thread (:class:`SSEServer`) or in its own process
 (``python -m benchmarks.server``, see :class:`ServerProcess`), so that serving
@@ -24,9 +28,21 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from .scenarios import Scenario, build_chunks, chunked_body, encode_events
 
-__all__ = ["SSEServer", "ServerProcess", "response_bytes", "LATENCY_PREFIX"]
+__all__ = [
+    "SSEServer",
+    "ServerProcess",
+    "response_bytes",
+    "CLOSE_AFTER_S",
+    "CLOSING_PREFIX",
+    "LATENCY_PREFIX",
+]
 
 LATENCY_PREFIX = "latency:"
+CLOSING_PREFIX = "closing:"
+# How long a closing: answer's connection stays open after the answer: a few ms, the window in
+# which a client that pooled the connection writes its next request on it.
+CLOSE_AFTER_S = 0.003
+_KEEP_ALIVE = b"\r\nKeep-Alive: timeout=5, max=100\r\n"
 _HEADERS = (
     b"HTTP/1.1 200 OK\r\n"
     b"Content-Type: text/event-stream; charset=utf-8\r\n"
@@ -124,6 +140,11 @@ class SSEServer:
                 model = _model_of(request)
                 if model.startswith(LATENCY_PREFIX):
                     self._serve_latency(conn, model)
+                elif model.startswith(CLOSING_PREFIX):
+                    answer = self.responses.get(model[len(CLOSING_PREFIX) :], _NOT_FOUND)
+                    conn.sendall(answer.replace(b"\r\n", _KEEP_ALIVE, 1))
+                    self._stopping.wait(CLOSE_AFTER_S)
+                    return
                 else:
                     conn.sendall(self.responses.get(model, _NOT_FOUND))
         except OSError:

@@ -16,7 +16,7 @@ import pytest
 from benchmarks import clients as bench_clients
 from benchmarks import run as bench_run
 from benchmarks.scenarios import CALL_SEP, CHOICE_SEP, Scenario, build_chunks, encode_events
-from benchmarks.server import SSEServer, response_bytes
+from benchmarks.server import CLOSING_PREFIX, SSEServer, response_bytes
 
 TINY = bench_run.Sizes(
     content=60,
@@ -62,6 +62,14 @@ def test_quick_run_end_to_end_writes_json_and_table(
     assert {r["client"] for r in results["latency"]} >= {"floor", "ours.handlers", "ours.iter"}
     events = results["settings"]["sizes"]["latency_events"]
     assert all(r["events"] == events and r["p99_ms"] >= r["median_ms"] for r in results["latency"])
+    reconnect = {r["client"]: r for r in results["reconnect"]}
+    assert set(reconnect) >= {"floor.fresh", "ours.defaults", "ours.handlers"}
+    streams = results["settings"]["sizes"]["reconnect_streams"]
+    assert all(r["streams"] == streams for r in reconnect.values())
+    # A server that closes every connection after its answer costs openai_stream no failure,
+    # not even with max_retries=0 (ours.handlers).
+    assert reconnect["ours.defaults"]["failures"] == reconnect["ours.handlers"]["failures"] == 0
+    assert reconnect["floor.fresh"]["median_x_floor"] == 1.0
     assert {r["client"] for r in results["memory"]} == {"floor", "ours.handlers", "ours.iter"}
     assert all(r["peak_bytes"] > 0 for r in results["memory"])
     assert {r["module"] for r in results["import"]} >= {"openai_stream", "requests"}
@@ -87,6 +95,7 @@ def test_quick_run_end_to_end_writes_json_and_table(
     assert all(r["us_per_read"] > 0 and r["json_loads_us"] > 0 for r in reads)
     table = capsys.readouterr().out
     assert "ours.handlers" in table and "targets" in table and "x floor" in table
+    assert "server closes each connection" in table and "p90/median" in table
     assert "partial_arguments on every tool_call.delta" in table and "quadratic" in table
     assert "ours.partial_args" in table and "us/read" in table
 
@@ -212,6 +221,27 @@ def test_latency_server_stamps_each_event_when_it_writes_it() -> None:
     assert len(seen) == 4
     assert all(start < stamp for stamp in seen)
     assert seen == sorted(seen)
+
+
+def test_closing_server_answers_once_then_closes_without_reading_more() -> None:
+    scenario = Scenario("tiny", "content", 3)
+    body = json.dumps({"model": CLOSING_PREFIX + "tiny"}).encode()
+    request = b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s" % (
+        len(body),
+        body,
+    )
+    with SSEServer([scenario]) as server, socket.create_connection(("127.0.0.1", server.port), 5) as conn:
+        conn.sendall(request)
+        data = b""
+        while True:
+            piece = conn.recv(65536)
+            if not piece:
+                break
+            data += piece
+    head, _, rest = data.partition(b"\r\n\r\n")
+    assert b"Keep-Alive: timeout=5" in head
+    expected_body = response_bytes(scenario).partition(b"\r\n\r\n")
+    assert rest == expected_body[2]  # the whole answer, then the end of the connection
 
 
 def _has(module: str) -> bool:

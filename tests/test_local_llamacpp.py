@@ -168,6 +168,32 @@ def test_closing_a_stream_mid_generation_frees_its_slot(
 
 
 @needs_model
+def test_stream_then_create_30_times_without_retries(
+    server: local.LocalServer, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # llama.cpp advertises keep-alive and closes each connection right after a streamed body; a
+    # request written on such a pooled connection is sent again on a new one, never failed, never
+    # delayed by a backoff, and not counted against max_retries=0 (issue 15).
+    from openai_stream.transport import _http as transport
+
+    waits: List[float] = []
+    monkeypatch.setattr(transport, "_sleep", waits.append)
+    caplog.set_level("DEBUG", logger="openai_stream")
+    timeout = openai_stream.Timeout(connect=5.0, read=60.0)
+    client = openai_stream.Client(base_url=server.base_url, api_key="unused", timeout=timeout, max_retries=0)
+    with client as c:
+        for _ in range(30):
+            stream = c.chat.completions.stream(model=local.MODEL_NAME, messages=USER, max_tokens=2)
+            streamed = stream.until_done()
+            assert streamed.choices[0].finish_reason is not None
+            whole = c.chat.completions.create(model=local.MODEL_NAME, messages=USER, max_tokens=2)
+            assert whole.choices[0].finish_reason is not None
+    assert waits == []
+    resent = [r for r in caplog.records if "sending again at once" in r.getMessage()]
+    assert len(resent) <= 31  # at most once per request that followed a pooled answer
+
+
+@needs_model
 def test_several_concurrent_streams(server: local.LocalServer, client: openai_stream.Client) -> None:
     results: Dict[int, Any] = {}
     errors: List[BaseException] = []

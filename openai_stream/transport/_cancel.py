@@ -33,7 +33,16 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from ..errors import APIUserAbortError
 
-__all__ = ["CancelScope", "BodyControl", "StreamAdapter", "bound", "sleep"]
+__all__ = [
+    "Attempt",
+    "BodyControl",
+    "CancelScope",
+    "StreamAdapter",
+    "attempting",
+    "bound",
+    "check_cancelled",
+    "sleep",
+]
 
 _local = threading.local()
 
@@ -117,26 +126,122 @@ def sleep(seconds: float) -> None:
         raise _aborted()
 
 
+class Attempt:
+    """What one attempt at a request did on the wire, recorded by the connections of :class:`StreamAdapter`.
+
+    The transport binds one to its thread around each ``session.post`` (see
+    :func:`attempting`) and reads it when the attempt fails: whether the
+    connection came from the pool, whether the request was written whole, and
+    where it failed. ``fresh`` asks for a new connection instead of a pooled one.
+    """
+
+    __slots__ = ("after_stream", "conn", "error", "fresh", "reused", "sent", "stage")
+
+    def __init__(self, fresh: bool) -> None:
+        self.fresh = fresh
+        self.conn: Optional[HTTPConnection] = None
+        self.reused = False  # the connection had carried an earlier request
+        self.after_stream = False  # ... and that request's answer was a stream read to its end
+        self.sent = False  # the request was written whole
+        self.stage = ""  # where the first failure came: "connect", "send" or "wait" (for the answer)
+        self.error: Optional[BaseException] = None
+
+    def failed(self, stage: str, exc: BaseException) -> None:
+        """Record the first failure (urllib3 swallows a failed send and then waits for an answer)."""
+        if self.error is None:
+            self.stage = stage
+            self.error = exc
+
+
+class attempting:
+    """``with attempting(fresh) as attempt:`` records the connection work of the requests made inside."""
+
+    __slots__ = ("_attempt",)
+
+    def __init__(self, fresh: bool) -> None:
+        self._attempt = Attempt(fresh)
+
+    def __enter__(self) -> Attempt:
+        _local.attempt = self._attempt
+        return self._attempt
+
+    def __exit__(self, *exc_info: object) -> None:
+        _local.attempt = None
+
+
+def _attempt() -> Optional[Attempt]:
+    return getattr(_local, "attempt", None)
+
+
+def check_cancelled() -> None:
+    """Raise APIUserAbortError if the current thread's scope was cancelled."""
+    scope = _current()
+    if scope is not None:
+        scope.check()
+
+
 class _Tracked:
-    """Mixin: a connection that reports to the current thread's :class:`CancelScope`."""
+    """Mixin: a connection that reports to the current thread's :class:`CancelScope` and :class:`Attempt`.
+
+    ``_os_uses`` counts the requests written on the current socket (0 after each
+    connect), which tells a pooled connection from a new one. ``after_stream``
+    says the last answer on it was a stream read to its end (set by
+    :class:`BodyControl`), and ``keep_after_stream`` False keeps such a
+    connection out of the pool (the transport sets it for servers known to
+    close right after a streamed body).
+    """
+
+    _os_uses = 0
+    after_stream = False
+    keep_after_stream = True
 
     def connect(self) -> None:
         scope = _current()
+        attempt = _attempt()
+        if attempt is not None:
+            attempt.conn = self  # type: ignore[assignment]
         if scope is not None:
             scope.attach(self)  # type: ignore[arg-type]
-        super().connect()  # type: ignore[misc]
+        try:
+            super().connect()  # type: ignore[misc]
+        except BaseException as exc:
+            if attempt is not None:
+                attempt.failed("connect", exc)
+            raise
+        self._os_uses = 0
+        self.after_stream = False
         if scope is not None:
             scope.check()
 
     def request(self, *args: Any, **kwargs: Any) -> None:
         scope = _current()
+        attempt = _attempt()
+        reused = self._os_uses > 0 and getattr(self, "sock", None) is not None
+        if attempt is not None:
+            attempt.conn = self  # type: ignore[assignment]
+            attempt.reused = reused
+            attempt.after_stream = reused and self.after_stream
+        self.after_stream = False
         if scope is not None:
             scope.attach(self)  # type: ignore[arg-type]
-        super().request(*args, **kwargs)  # type: ignore[misc]
+        try:
+            super().request(*args, **kwargs)  # type: ignore[misc]
+        except BaseException as exc:
+            if attempt is not None:
+                attempt.failed("send", exc)
+            raise
+        self._os_uses += 1
+        if attempt is not None:
+            attempt.sent = True
 
     def getresponse(self) -> Any:
         try:
             return super().getresponse()  # type: ignore[misc]
+        except BaseException as exc:
+            attempt = _attempt()
+            if attempt is not None:
+                attempt.failed("wait", exc)
+            raise
         finally:
             scope = _current()
             if scope is not None:
@@ -151,12 +256,30 @@ class _TrackedHTTPSConnection(_Tracked, HTTPSConnection):
     pass
 
 
+def _checkout(conn: Any) -> Any:
+    """A connection taken from the pool, closed first when the current attempt wants a new one.
+
+    Closed here, before urllib3 sets the connection up (TLS, a proxy tunnel),
+    it connects again exactly as a new one would.
+    """
+    attempt = _attempt()
+    if attempt is not None and attempt.fresh and getattr(conn, "sock", None) is not None:
+        conn.close()
+    return conn
+
+
 class _HTTPPool(HTTPConnectionPool):
     ConnectionCls = _TrackedHTTPConnection
+
+    def _get_conn(self, timeout: Optional[float] = None) -> Any:
+        return _checkout(super()._get_conn(timeout))
 
 
 class _HTTPSPool(HTTPSConnectionPool):
     ConnectionCls = _TrackedHTTPSConnection
+
+    def _get_conn(self, timeout: Optional[float] = None) -> Any:
+        return _checkout(super()._get_conn(timeout))
 
 
 _POOLS = {"http": _HTTPPool, "https": _HTTPSPool}
@@ -196,6 +319,12 @@ def _shutdown(sock: Any, how: int) -> None:
         sock.shutdown(how)
     except OSError:  # not connected any more, or already closed
         pass
+
+
+def _says_close(response: requests.Response) -> bool:
+    """Whether the response's ``Connection`` header asks to close the connection after it."""
+    value = response.headers.get("connection")
+    return value is not None and "close" in value.lower()
 
 
 def _socket_of(raw: Any) -> Any:
@@ -276,8 +405,15 @@ class BodyControl:
             if self._pool is not None:
                 raw._pool = self._pool
                 conn = raw.connection
-                if reuse and raw.isclosed() and getattr(conn, "sock", None) is not None:
+                if (
+                    reuse
+                    and raw.isclosed()
+                    and getattr(conn, "sock", None) is not None
+                    and getattr(conn, "keep_after_stream", True)
+                    and not _says_close(response)
+                ):
                     self.set_timeout(self.read_timeout)
+                    conn.after_stream = True
                     raw.release_conn()
                     reused = True
         try:

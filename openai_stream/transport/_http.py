@@ -13,8 +13,9 @@ import json
 import logging
 import random
 import socket
+import ssl
 import time
-from typing import Any, Dict, Iterator, Mapping, Optional, Tuple, Union
+from typing import Any, Dict, Iterator, Mapping, Optional, Set, Tuple, Union
 from urllib.parse import urlsplit
 
 import requests
@@ -31,7 +32,7 @@ from ..errors import (
     StreamInterruptedError,
     error_for_status,
 )
-from ._cancel import StreamAdapter
+from ._cancel import Attempt, StreamAdapter, attempting, check_cancelled
 from ._cancel import sleep as _cancellable_sleep
 
 __all__ = ["Timeout", "Transport", "DEFAULT_TIMEOUT", "TimeoutTypes", "read_json"]
@@ -118,6 +119,11 @@ class Transport:
         max_connections: int = 64,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        self._host = host_of(self.base_url)
+        # Hosts (as host_of() names them) seen closing a connection right after a streamed body:
+        # their streamed connections are not pooled. Only added to and tested, each a single set
+        # operation, which is atomic on its own also without the GIL.
+        self._closes_after_stream: Set[str] = set()
         self._api_key = api_key
         self.timeout = as_timeout(timeout)
         self.max_retries = max_retries
@@ -152,11 +158,21 @@ class Transport:
         timeout: TimeoutTypes = None,
         max_retries: Optional[int] = None,
         extra_headers: Optional[Mapping[str, str]] = None,
+        replayable: bool = True,
     ) -> requests.Response:
         """POST ``body`` as JSON; return a response with a 2xx status or raise a typed error.
 
         ``timeout`` and ``max_retries`` override the client's for this request
         (``None`` keeps the client's; ``Timeout(None)`` waits without limit).
+        ``replayable=False`` says the request must not be sent twice once it
+        was written whole (a Responses request with ``store`` or
+        ``background``): a connection failure after that is raised, not
+        retried, since the server may have started on it.
+
+        A request that fails on a pooled connection before any byte of the
+        answer came (the server had closed the idle connection) is sent again
+        at once on a new connection, without backoff and without counting
+        against ``max_retries``, at most once per request.
         """
         url = f"{self.base_url}/{path.lstrip('/')}"
         retries = self.max_retries if max_retries is None else max_retries
@@ -169,54 +185,126 @@ class Transport:
                     "headers for a stray newline"
                 )
         attempt = 0
+        resent = fresh = False
         while True:
-            try:
-                response = self.session.post(url, json=body, headers=headers, stream=True, timeout=limits)
-            except requests.exceptions.InvalidHeader:
-                # requests quotes the offending value, which may be the API key: never repeat it.
-                raise OpenAIError(
-                    "the request could not be sent: a header value has leading or trailing "
-                    "whitespace or a line break; check the API key and any extra headers"
-                ) from None
-            except _REQUEST_BUILD_ERRORS as exc:
-                raise OpenAIError(
-                    f"the request could not be sent ({self.redact(str(exc))}); "
-                    "check the parameters, headers and base_url"
-                ) from None
-            except requests.RequestException as exc:
-                error = self._connection_error(exc, url)
-                if attempt >= retries:
-                    raise error from exc
-                wait = backoff(attempt)
-                log.info("%s; retrying in %.2fs (%d left)", error.message, wait, retries - attempt)
-            else:
-                request_id = response.headers.get("x-request-id")
-                log.debug("POST %s -> %s (request id %s)", url, response.status_code, request_id)
-                if response.status_code < 400:
-                    return response
-                if attempt >= retries or not should_retry(response):
-                    raise self._status_error(response, request_id)
-                wait = retry_wait(response.headers, attempt)
-                log.info(
-                    "HTTP %s (request id %s); retrying in %.2fs (%d left)",
-                    response.status_code,
-                    request_id,
-                    wait,
-                    retries - attempt,
-                )
-                response.close()
+            with attempting(fresh) as record:
+                try:
+                    response = self.session.post(url, json=body, headers=headers, stream=True, timeout=limits)
+                except requests.exceptions.InvalidHeader:
+                    # requests quotes the offending value, which may be the API key: never repeat it.
+                    raise OpenAIError(
+                        "the request could not be sent: a header value has leading or trailing "
+                        "whitespace or a line break; check the API key and any extra headers"
+                    ) from None
+                except _REQUEST_BUILD_ERRORS as exc:
+                    raise OpenAIError(
+                        f"the request could not be sent ({self.redact(str(exc))}); "
+                        "check the parameters, headers and base_url"
+                    ) from None
+                except requests.RequestException as exc:
+                    if not resent and _stale(record, replayable):
+                        check_cancelled()
+                        resent = fresh = True
+                        if record.after_stream:
+                            self._closes_after_stream.add(self._host)
+                        log.debug(
+                            "%s closed a pooled connection before answering (%s); sending again at once "
+                            "on a new connection",
+                            self._host,
+                            _root_cause(record.error or exc),
+                        )
+                        continue
+                    error = self._connection_error(exc, record)
+                    if attempt >= retries or not _retryable(record, replayable):
+                        raise error from exc
+                    fresh = True  # a connection that just failed says nothing good about its pool-mates
+                    wait = backoff(attempt)
+                    log.info("%s; retrying in %.2fs (%d left)", error.message, wait, retries - attempt)
+                else:
+                    conn = record.conn
+                    if conn is not None and self._host in self._closes_after_stream:
+                        conn.keep_after_stream = False  # type: ignore[attr-defined]
+                    request_id = response.headers.get("x-request-id")
+                    log.debug(
+                        "POST %s -> %s (request id %s)", self._path_of(url), response.status_code, request_id
+                    )
+                    if response.status_code < 400:
+                        return response
+                    if attempt >= retries or not should_retry(response):
+                        raise self._status_error(response, request_id)
+                    wait = retry_wait(response.headers, attempt)
+                    log.info(
+                        "HTTP %s (request id %s); retrying in %.2fs (%d left)",
+                        response.status_code,
+                        request_id,
+                        wait,
+                        retries - attempt,
+                    )
+                    response.close()
             _sleep(wait)
             attempt += 1
 
-    def _connection_error(self, exc: requests.RequestException, url: str) -> APIConnectionError:
-        host = urlsplit(url).netloc
+    def _path_of(self, url: str) -> str:
+        """``url`` without its query (which may hold a key) and userinfo, for log records."""
+        parts = urlsplit(url)
+        return f"{parts.scheme}://{self._host}{parts.path}"
+
+    def _connection_error(self, exc: requests.RequestException, record: Attempt) -> APIConnectionError:
+        """The typed error for a request that got no answer: what failed, and what to check."""
+        host = self._host
+        cause = record.error
+        if isinstance(exc, requests.exceptions.SSLError):
+            return APIConnectionError(
+                f"the TLS connection to {host} failed ({self.redact(_root_cause(exc))}); if the server "
+                "uses a certificate from a private or self-signed CA, trust that CA with "
+                "Client(verify='/path/to/ca-bundle.pem') or the REQUESTS_CA_BUNDLE environment variable"
+            )
+        if isinstance(exc, requests.exceptions.ProxyError):
+            return APIConnectionError(
+                f"could not reach {host} through the proxy ({self.redact(_root_cause(exc))}); check "
+                "HTTPS_PROXY / HTTP_PROXY (and NO_PROXY for hosts that must not use it)"
+            )
+        if isinstance(exc, requests.exceptions.ConnectTimeout) or (
+            isinstance(exc, requests.Timeout) and record.stage == "connect"
+        ):
+            return APITimeoutError(
+                f"timed out connecting to {host}; check base_url, the network and any proxy, or raise "
+                "Timeout(connect=...)"
+            )
         if isinstance(exc, requests.Timeout):
             return APITimeoutError(
-                f"timed out talking to {host} ({type(exc).__name__}); check the network or raise the timeout"
+                f"{host} took the request but sent no answer within the read timeout; raise "
+                "Timeout(read=...) if the model is slow to answer"
             )
+        if _caused_by(exc, socket.gaierror) or _caused_by(exc, urllib3.exceptions.NameResolutionError):
+            return APIConnectionError(
+                f"could not resolve the host name of {host} ({self.redact(_root_cause(exc))}); "
+                "check base_url and the network"
+            )
+        if _caused_by(exc, ConnectionRefusedError):
+            return APIConnectionError(
+                f"{host} refused the connection (nothing is listening there); check base_url, that the "
+                "server is running, and any proxy"
+            )
+        if record.stage == "connect" or _caused_by(exc, urllib3.exceptions.NewConnectionError):
+            return APIConnectionError(
+                f"could not connect to {host} ({self.redact(_root_cause(cause or exc))}); check base_url, "
+                "the network and any proxy"
+            )
+        failure = cause if cause is not None else exc
+        if _caused_by(failure, http.client.RemoteDisconnected):
+            what = f"{host} closed the connection before answering"
+        elif _caused_by(failure, BrokenPipeError) or (
+            record.stage == "send" and _caused_by(failure, ConnectionError)
+        ):
+            what = f"{host} closed the connection while the request was being sent"
+        elif _caused_by(failure, ConnectionResetError):
+            what = f"the connection to {host} was reset before the server answered"
+        else:
+            what = f"the request to {host} failed"
         return APIConnectionError(
-            f"could not connect to {host} ({self.redact(_root_cause(exc))}); "
-            "check base_url, the network and any proxy"
+            f"{what} ({self.redact(_root_cause(failure))}); the server or a proxy in between dropped "
+            "the request; retry it"
         )
 
     def redact(self, text: str) -> str:
@@ -292,6 +380,19 @@ class _Session(requests.Session):
             for name in _CREDENTIAL_HEADERS:
                 prepared_request.headers.pop(name, None)
         super().rebuild_auth(prepared_request, response)  # type: ignore[no-untyped-call]
+
+
+def host_of(url: str) -> str:
+    """The ``host[:port]`` of ``url`` for messages and logs: never its user name or password."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    return f"{host}:{port}" if port is not None else host
 
 
 def iter_body(response: requests.Response) -> Iterator[bytes]:
@@ -433,6 +534,47 @@ def _chain(exc: BaseException) -> Iterator[BaseException]:
             return
         yield seen
         seen = seen.__cause__ or seen.__context__
+
+
+# What a pooled connection that the server had already closed fails with, before any byte of
+# the answer (http.client.RemoteDisconnected is a ConnectionResetError).
+_STALE_ERRORS = (
+    ConnectionResetError,
+    BrokenPipeError,
+    ConnectionAbortedError,
+    ssl.SSLEOFError,
+    ssl.SSLZeroReturnError,
+)
+
+
+def _stale(record: Attempt, replayable: bool) -> bool:
+    """Whether an attempt failed on a pooled connection that the server had closed while it sat idle.
+
+    Only a connection that carried an earlier request qualifies, and only when
+    it broke while the request was sent or before any byte of the answer came.
+    A request that is not ``replayable`` qualifies only if it was not written whole.
+    """
+    if not record.reused or record.stage not in ("send", "wait"):
+        return False
+    if not isinstance(record.error, _STALE_ERRORS):
+        return False
+    return replayable or not record.sent
+
+
+def _retryable(record: Attempt, replayable: bool) -> bool:
+    """Whether a failed attempt may be retried under ``max_retries``."""
+    return replayable or not record.sent
+
+
+def _caused_by(exc: BaseException, kind: Any) -> bool:
+    """Whether ``exc`` or anything in its cause chain (or urllib3's ``reason``) is a ``kind``."""
+    for seen in _chain(exc):
+        if isinstance(seen, kind) or isinstance(getattr(seen, "reason", None), kind):
+            return True
+        args = getattr(seen, "args", ())
+        if any(isinstance(arg, kind) for arg in args if isinstance(arg, BaseException)):
+            return True
+    return False
 
 
 def _body_failure(exc: BaseException) -> str:
