@@ -130,7 +130,7 @@ class Transport:
         self.default_headers = dict(default_headers or {})
         self.session: requests.Session = _Session()
         # pool_block=False: a thread beyond max_connections opens an extra connection instead of
-        # waiting; close() on a stream can reach the connections of this adapter (see _sockets).
+        # waiting; close() on a stream can reach the connections of this adapter (see _cancel).
         adapter = StreamAdapter(pool_connections=4, pool_maxsize=max_connections, pool_block=False)
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
