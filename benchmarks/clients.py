@@ -317,7 +317,7 @@ class OursIterClient(_Ours):
         ) as stream:
             for event in stream:
                 if on_content is not None and event.type == "content.delta":
-                    on_content(event.delta)  # type: ignore[union-attr]
+                    on_content(event.delta)  # type: ignore[attr-defined]
             completion = stream.current_completion
         return text_of_completion(completion)
 

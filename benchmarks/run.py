@@ -257,10 +257,10 @@ def tool_delta_stats(chunks: Sequence[Dict[str, Any]]) -> Dict[str, int]:
     for chunk in chunks:
         for event in accumulator.feed(chunk):
             if event.type == "tool_call.delta":
-                size = len(event.arguments_snapshot.encode("utf-8"))  # type: ignore[union-attr]
+                size = len(event.arguments_snapshot.encode("utf-8"))  # type: ignore[attr-defined]
                 deltas += 1
                 parsed += size
-                final[event.choice_index, event.index] = size  # type: ignore[union-attr]
+                final[event.choice_index, event.index] = size  # type: ignore[attr-defined]
     accumulator.end()
     return {"deltas": deltas, "snapshot_bytes_parsed": parsed, "final_arguments_bytes": sum(final.values())}
 
@@ -314,7 +314,7 @@ def _delta_event_of_size(size: int) -> Any:
     accumulator = ChatCompletionAccumulator()
     for chunk in build_chunks(Scenario("partial-read", "tools", size // 3 + 10, calls=1)):
         for event in accumulator.feed(chunk):
-            if event.type == "tool_call.delta" and len(event.arguments_snapshot.encode("utf-8")) >= size:  # type: ignore[union-attr]
+            if event.type == "tool_call.delta" and len(event.arguments_snapshot.encode("utf-8")) >= size:  # type: ignore[attr-defined]
                 return event
     raise AssertionError(f"the partial-read stream never reached {size} bytes")
 

@@ -27,7 +27,6 @@ from .chat._completion import ChatCompletion
 from .chat._stream import ChatCompletionStream
 from .client import DEFAULT_BASE_URL, Client
 from .engine._events import (
-    ChunkEvent,
     CompletionEvent,
     ContentDeltaEvent,
     ErrorEvent,
@@ -37,6 +36,7 @@ from .engine._events import (
     ResponseEvent,
     ToolCallDeltaEvent,
     ToolCallDoneEvent,
+    UsageEvent,
 )
 from .errors import OpenAIError
 from .testing import ReplayServer, ScriptedResponse, demo_transcript, split_sse_events
@@ -62,18 +62,13 @@ def event_to_dict(event: Event) -> Dict[str, Any]:
     if isinstance(event, ResponseEvent):
         return {**head, "status_code": event.status_code, "headers": dict(event.headers),
                 "request_id": event.request_id}
-    if isinstance(event, (ContentDeltaEvent, RefusalDeltaEvent, ReasoningDeltaEvent)):
-        return {**head, "choice_index": event.choice_index, "delta": event.delta}
-    if isinstance(event, ToolCallDeltaEvent):
-        return {**head, "choice_index": event.choice_index, "index": event.index,
-                "call_id": event.call_id, "name": event.name, "arguments_delta": event.arguments_delta}
     if isinstance(event, CompletionEvent):
         return {**head, "completion": event.completion.to_dict()}
+    if isinstance(event, UsageEvent):
+        return {**head, "usage": event.usage.to_dict()}
     if isinstance(event, ErrorEvent):
         return {**head, "error": _error_dict(event.error)}
-    if isinstance(event, ChunkEvent):
-        return {**head, "chunk": event.chunk}
-    return {**head, **event._asdict()}
+    return {**head, **event.to_dict()}
 
 
 def _error_dict(error: BaseException) -> Dict[str, Any]:

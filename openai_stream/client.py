@@ -6,7 +6,7 @@ import os
 from typing import Mapping, Optional
 
 from .chat._resource import Chat
-from .chat._stream import check_idle_timeout
+from .engine._stream import check_idle_timeout
 from .errors import APIConnectionError
 from .transport._http import DEFAULT_TIMEOUT, TimeoutTypes, Transport, as_timeout
 from .transport._sse import DEFAULT_MAX_EVENT_BYTES

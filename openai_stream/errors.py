@@ -95,7 +95,7 @@ class APIError(OpenAIError):
         code: Any = None,
         type: Optional[str] = None,
         param: Optional[str] = None,
-        completion: Optional[ChatCompletion] = None,
+        completion: Any = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -359,7 +359,7 @@ def error_for_status(
     *,
     headers: Optional[Mapping[str, str]] = None,
     request_id: Optional[str] = None,
-    completion: Optional[ChatCompletion] = None,
+    completion: Any = None,
 ) -> APIStatusError:
     """Build the typed error for an HTTP error answer (``body``: decoded JSON or text)."""
     fields = _error_fields(body)
@@ -392,7 +392,7 @@ def error_from_payload(
     payload: Mapping[str, Any],
     *,
     request_id: Optional[str] = None,
-    completion: Optional[ChatCompletion] = None,
+    completion: Any = None,
     where: str = "inside the stream",
 ) -> APIError:
     """Build the typed error for an error payload the server sent with a successful status.

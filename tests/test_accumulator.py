@@ -405,7 +405,9 @@ def test_usage_keeps_the_last_non_null_value() -> None:
         ]
     )
     assert completion["usage"] == last
-    assert [e.usage for e in events if e.type == "usage"] == [first, last]
+    assert [e.usage.to_dict() for e in events if e.type == "usage"] == [first, last]
+    assert all(isinstance(e.usage, openai_stream.Usage) for e in events if e.type == "usage")
+    assert [e.usage for e in events if e.type == "usage"][-1] == events[-1].completion.usage
 
 
 def test_identity_takes_the_first_non_empty_value() -> None:

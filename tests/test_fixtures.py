@@ -214,10 +214,10 @@ def norm(event: Any) -> Tuple[Any, ...]:
     if kind == "completion":
         return (kind, json.dumps(event.completion.to_dict(), sort_keys=True))
     if kind == "usage":
-        return (kind, json.dumps(event.usage, sort_keys=True))
+        return (kind, json.dumps(event.usage.to_dict(), sort_keys=True))
     if kind == "response":
         return (kind, event.status_code)
-    return (kind, *event)
+    return (kind, *event.to_dict().values())
 
 
 def check_error(error: BaseException, outcome: Dict[str, Any]) -> None:
@@ -313,7 +313,7 @@ def check_invariants(events: List[Any], want: Dict[str, Any], ended: bool) -> No
             assert not any(done_at < p < until for p in chunk_positions), (
                 f"tool_call.done {ci}/{k} not emitted as soon as the call was known complete"
             )
-    usage_events = [e.usage for e in events if e.type == "usage"]
+    usage_events = [e.usage.to_dict() for e in events if e.type == "usage"]
     if usage_events:
         assert usage_events[-1] == want["usage"]
     else:

@@ -472,7 +472,7 @@ def test_connection_refused_after_retries(waits: list[float]) -> None:
     assert type(info.value) is openai_stream.APIConnectionError
     assert f"127.0.0.1:{port}" in info.value.message and "refused" in info.value.message
     assert len(waits) == 2
-    assert info.value.completion is not None and info.value.completion.choices == []
+    assert info.value.completion is None  # no body byte arrived
 
 
 def test_unknown_host_after_retries(waits: list[float]) -> None:

@@ -151,7 +151,8 @@ def test_parsed_arguments_is_computed_once() -> None:
     assert ToolCallDoneEvent(0, 0, "c", "now", "").parsed_arguments == {}
     with pytest.raises(AttributeError, match="immutable"):
         event.extra = 1
-    assert event == (0, 0, "call_1", "get_weather", '{"city": "Paris", "n": [1, 2]}')  # still a plain tuple
+    assert event == ToolCallDoneEvent(0, 0, "call_1", "get_weather", '{"city": "Paris", "n": [1, 2]}')
+    assert event != (0, 0, "call_1", "get_weather", '{"city": "Paris", "n": [1, 2]}')  # not a tuple
 
 
 def test_parsed_arguments_error_names_the_tool_and_is_raised_each_time() -> None:

@@ -31,7 +31,7 @@ from ..engine._events import (
 )
 from ..engine._parsing import parsed_or_none, wants_json
 from ..errors import InvalidStreamDataError, OpenAIError, error_from_payload
-from ._completion import ChatCompletion
+from ._completion import ChatCompletion, Usage
 
 __all__ = ["ChatCompletionAccumulator"]
 
@@ -179,6 +179,9 @@ class ChatCompletionAccumulator:
         """True when at least one choice arrived and every choice has a finish reason."""
         return bool(self._choices) and all(c.finished for c in self._choices.values())
 
+    finished = all_choices_finished
+    """The stream engine's name for :attr:`all_choices_finished`: a body may end here without [DONE]."""
+
     def feed(self, chunk: Mapping[str, Any]) -> List[Event]:
         """Take one chunk (the JSON object of one ``data:`` line) and return its events."""
         if not isinstance(chunk, dict):
@@ -237,14 +240,14 @@ class ChatCompletionAccumulator:
             if not isinstance(usage, dict):
                 raise TypeError("'usage' is not an object")
             self._usage = usage
-            events.append(UsageEvent(usage))
+            events.append(UsageEvent(Usage(usage)))
         elif self._usage is None and "x_groq" in chunk:
             # Groq's compound models report usage only under x_groq.
             x_groq = chunk["x_groq"]
             usage = x_groq.get("usage") if isinstance(x_groq, dict) else None
             if isinstance(usage, dict):
                 self._usage = usage
-                events.append(UsageEvent(usage))
+                events.append(UsageEvent(Usage(usage)))
         if chunk.get("error") is not None or chunk.get("object") == "error":
             payload = chunk if chunk.get("error") is None else {"error": chunk["error"]}
             events.append(ErrorEvent(self.error_from_payload(payload)))
@@ -483,6 +486,10 @@ class ChatCompletionAccumulator:
                 self._finish(state, events)
         events.append(CompletionEvent(self.completion()))
         return events
+
+    def snapshot(self) -> ChatCompletion:
+        """The stream engine's name for :meth:`completion`."""
+        return self.completion()
 
     def completion(self) -> ChatCompletion:
         """The completion assembled so far, shaped like the non-streamed response."""

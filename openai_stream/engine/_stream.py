@@ -1,0 +1,576 @@
+"""The stream engine: one request's lifecycle, its events handed to handlers and to iteration.
+
+:class:`BaseStream` is the engine every API's stream class is built on (chat
+completions, responses). It is parameterised by an accumulator, the sans-I/O
+half that turns payloads into events (:class:`Accumulator`), and it owns
+everything around it: sending the request through the transport, reading
+the body with :class:`~openai_stream.transport._body.BodyReader`, the
+listener registry, dispatching events to handlers, iteration,
+``until_done()``, ``start()`` on a thread of its own, ``close()`` from any
+thread, and the errors that end a stream.
+
+Data flows one way: transport (bytes) -> body reader (payloads) ->
+accumulator (events) -> this engine (handlers, iteration).
+
+Locks, and what each guards:
+
+- ``_state_lock``: who consumes the stream (``_iterator``, ``_thread``,
+  ``_owner``, ``_loop_thread``) and ``_closed``;
+- ``_acc_lock``: the accumulator; held around every ``feed``, ``end`` and
+  snapshot, so another thread may read ``current_completion`` mid-stream;
+- pyee's ``_lock``: the listener dicts (``_events``) and ``_handlers``, the
+  snapshot of them the loop reads. ``_handlers`` is never changed in place,
+  only replaced whole under the lock, so the loop reads it without locking.
+
+The outcome (``_result``/``_error``) is written once by the loop before it
+sets ``_finished``; other threads read it after waiting on that event.
+"""
+
+from __future__ import annotations
+
+import collections
+import threading
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Callable,
+    ClassVar,
+    Dict,
+    Generic,
+    Iterator,
+    List,
+    Mapping,
+    Optional,
+    Tuple,
+    TypeVar,
+)
+
+from pyee import EventEmitter
+from typing_extensions import Protocol
+
+from ..errors import (
+    APIError,
+    APIStatusError,
+    APIUserAbortError,
+    InvalidStreamDataError,
+    OpenAIError,
+)
+from ..transport._body import BodyReader
+from ..transport._cancel import BodyControl, CancelScope, bound
+from ..transport._http import Timeout, TimeoutTypes, Transport, as_timeout, iter_body
+from ..transport._sse import DEFAULT_MAX_EVENT_BYTES
+from ._events import ErrorEvent, Event, ResponseEvent
+
+if TYPE_CHECKING:
+    import requests
+
+__all__ = ["Accumulator", "BaseStream", "check_idle_timeout"]
+
+R = TypeVar("R")
+R_co = TypeVar("R_co", covariant=True)
+
+# After close(), until_done() waits this long for the loop to wind down before it
+# reports the abort anyway (a TCP connect in progress cannot be interrupted).
+_CLOSE_GRACE = 0.5
+# After [DONE], how long to wait for the end of a chunked body so that the
+# connection can go back to the pool (servers send it right after [DONE]).
+_END_GRACE = 0.05
+
+
+class Accumulator(Protocol[R_co]):
+    """What the engine needs of an API's sans-I/O accumulator."""
+
+    def feed(self, payload: Dict[str, Any]) -> List[Event]:
+        """The events of one payload (raises ``InvalidStreamDataError`` with ``events`` so far)."""
+
+    def end(self) -> List[Event]:
+        """The events that close the stream; the last one carries the result."""
+
+    def snapshot(self) -> R_co:
+        """The result assembled so far."""
+
+    def error_from_payload(self, payload: Mapping[str, Any]) -> OpenAIError:
+        """The typed error for an error payload, with the result so far attached."""
+
+    @property
+    def finished(self) -> bool:
+        """Whether the payloads so far make a complete answer (a body may end without ``[DONE]``)."""
+
+
+class BaseStream(EventEmitter, Generic[R]):
+    """One streamed request. Nothing is sent until it is consumed.
+
+    Register handlers with ``@stream.on("content.delta")`` and call
+    :meth:`until_done`, or iterate it (``for event in stream``); handlers fire
+    either way, in the order the events arrive. :meth:`start` runs the stream on
+    a background thread instead. Use it as a context manager to be sure the
+    HTTP response is closed.
+
+    A handler that raises ends the stream: the response is closed, ``error``
+    listeners are told, and the exception propagates from :meth:`until_done`
+    (or the iteration). Errors are raised, never only emitted.
+
+    Thread safety: :meth:`close`, :meth:`until_done`, ``on``/``once``/
+    ``remove_listener`` and the snapshot may be used from any thread while the
+    stream runs. A listener present for the whole stream sees every event
+    exactly once; one removed while an event is being dispatched may still
+    receive that event. ``until_done()`` from a thread other than the one
+    iterating waits for the end; from inside a handler of the same stream it
+    raises at once (as ``Thread.join()`` refuses to join itself).
+    """
+
+    _path: ClassVar[str] = ""
+    """The API path the request is POSTed to, relative to the base URL."""
+    _protocol: ClassVar[str] = "an event stream"
+    """What the body should be, for error messages."""
+    _result_name: ClassVar[str] = "result"
+    """What the result is called in messages (``completion``, ``response``)."""
+    _unfinished: ClassVar[str] = "the stream did not say it finished"
+    """Why a body that ended is not a complete answer, for the interrupted error's message."""
+
+    def __init__(
+        self,
+        transport: Transport,
+        body: Dict[str, Any],
+        accumulator: Accumulator[R],
+        *,
+        timeout: TimeoutTypes = None,
+        max_retries: Optional[int] = None,
+        extra_headers: Optional[Mapping[str, str]] = None,
+        max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
+        idle_timeout: Optional[float] = None,
+    ) -> None:
+        super().__init__()
+        check_idle_timeout(idle_timeout)
+        if idle_timeout == float("inf"):
+            idle_timeout = None
+        self._transport = transport
+        self._body = body
+        self._timeout = timeout
+        self._max_retries = max_retries
+        self._extra_headers = extra_headers
+        self._max_event_bytes = max_event_bytes
+        self._idle_timeout = idle_timeout
+        self._accumulator = accumulator
+        self._acc_lock = threading.Lock()
+        self._handlers: Dict[str, Tuple[Callable[..., Any], ...]] = {}
+        self._response: Optional[requests.Response] = None
+        self._control: Optional[BodyControl] = None
+        self._reader: Optional[BodyReader] = None
+        self._scope = CancelScope()
+        self._state_lock = threading.Lock()
+        self._iterator: Optional[Iterator[Event]] = None
+        self._thread: Optional[threading.Thread] = None
+        self._owner: Optional[threading.Thread] = None  # the thread pulling events, when not start()ed
+        self._loop_thread: Optional[int] = None  # the thread the loop last ran on
+        self._closed = False
+        self._result: Optional[R] = None
+        self._error: Optional[BaseException] = None
+        self._finished = threading.Event()  # the loop ended, whichever way
+        self._wake = threading.Event()  # the loop ended, or close() was called
+        self.request_id: Optional[str] = None
+
+    def __repr__(self) -> str:
+        model = self._body.get("model")
+        return f"<{type(self).__name__} model={model!r} state={self.state}>"
+
+    # ------------------------------------------------------------------ state
+
+    @property
+    def state(self) -> str:
+        """``new``, ``running``, ``done``, ``failed`` or ``closed``."""
+        if self._result is not None:
+            return "done"
+        if self._closed:
+            return "closed"
+        if self._error is not None:
+            return "failed"
+        return "running" if self._iterator is not None else "new"
+
+    @property
+    def response(self) -> Optional[requests.Response]:
+        """The HTTP response, once its headers arrived."""
+        return self._response
+
+    def _snapshot(self) -> R:
+        """The result so far; any thread may ask."""
+        result = self._result
+        if result is not None:
+            return result
+        with self._acc_lock:
+            return self._accumulator.snapshot()
+
+    # ------------------------------------------------------------------ listeners
+
+    def _add_event_handler(self, event: str, k: Callable[..., Any], v: Callable[..., Any]) -> None:
+        super()._add_event_handler(event, k, v)
+        with self._lock:
+            self._publish_handlers()
+
+    def _remove_listener(self, event: str, f: Callable[..., Any]) -> None:
+        # pyee calls this with self._lock held.
+        super()._remove_listener(event, f)
+        self._publish_handlers()
+
+    def remove_all_listeners(self, event: Optional[str] = None) -> None:
+        """Remove every listener of ``event``, or of all events when ``event`` is None."""
+        with self._lock:
+            if event is None:
+                self._events = {}
+            else:
+                self._events.pop(event, None)
+            self._publish_handlers()
+
+    def listeners(self, event: str) -> List[Callable[..., Any]]:
+        """The listeners of ``event``, in the order they were added."""
+        with self._lock:
+            return list(self._events.get(event, {}).keys())
+
+    def event_names(self) -> set[str]:
+        """The events that have listeners."""
+        with self._lock:
+            return {name for name, handlers in self._events.items() if handlers}
+
+    def _publish_handlers(self) -> None:
+        """Replace the loop's snapshot of the listeners (caller holds ``self._lock``)."""
+        self._handlers = {name: tuple(found.values()) for name, found in self._events.items() if found}
+
+    # ------------------------------------------------------------------ consuming
+
+    def __iter__(self) -> Iterator[Event]:
+        with self._state_lock:
+            if self._thread is not None:
+                raise OpenAIError(
+                    "this stream runs on a background thread since start(); use handlers "
+                    "(stream.on(...)) and until_done(), or iterate a stream that was not started"
+                )
+            if self._iterator is not None:
+                raise OpenAIError(
+                    "this stream is already being consumed; a stream can be iterated once "
+                    "(use until_done() or the snapshot for the result)"
+                )
+            self._iterator = self._run()
+            self._owner = threading.current_thread()
+        return self._iterator
+
+    def start(self: _S) -> _S:
+        """Run the stream on a background daemon thread and return at once.
+
+        Handlers then run on that thread. Wait for the end with
+        :meth:`until_done`; stop it with :meth:`close`. Iterating a started
+        stream raises :class:`OpenAIError`. Calling ``start()`` again does
+        nothing; starting a stream that is already being iterated raises.
+        """
+        with self._state_lock:
+            if self._thread is not None:
+                return self
+            if self._iterator is not None:
+                raise OpenAIError(
+                    "this stream is already being consumed by iteration or until_done(); "
+                    "call start() before consuming it"
+                )
+            self._iterator = self._run()
+            thread = self._spawn(self._iterator)
+        thread.start()
+        return self
+
+    def until_done(self, timeout: Optional[float] = None) -> R:
+        """Wait for the end of the stream and return the result, or raise its error.
+
+        A stream that nobody consumes yet runs in the calling thread when
+        ``timeout`` is None; with a ``timeout`` it is started in the
+        background first. A stream another thread iterates (or runs since
+        :meth:`start`) is waited for, never consumed a second time. When
+        ``timeout`` seconds pass before the end, the builtin
+        :class:`TimeoutError` is raised and the stream goes on: call
+        ``until_done()`` again, or :meth:`close`. Any other interruption of the
+        wait (Ctrl-C) closes the stream. A stream closed by :meth:`close` raises
+        :class:`APIUserAbortError` carrying the partial result. A finished
+        stream returns (or raises) the same outcome again. Called from inside
+        a handler of this same stream, it raises :class:`OpenAIError` at once.
+        """
+        if self._finished.is_set():
+            return self._outcome()
+        here = threading.current_thread()
+        spawned: Optional[threading.Thread] = None
+        with self._state_lock:
+            iterator = self._iterator
+            running = iterator is not None and getattr(iterator, "gi_running", False)
+            if running and self._loop_thread == here.ident:
+                raise OpenAIError(
+                    "until_done() was called from inside a handler of this same stream, which would "
+                    "wait for itself forever; read the result in a 'completion' handler, or call "
+                    "until_done() after the handler returns"
+                )
+            if iterator is None:
+                iterator = self._iterator = self._run()
+                self._owner = here
+            owner = self._owner
+            pull_here = self._thread is None and not running and (
+                owner is here or (owner is not None and not owner.is_alive())
+            )
+            if pull_here and timeout is not None:
+                # A paused pull-iteration of this thread continues in the background.
+                spawned = self._spawn(iterator)
+                pull_here = False
+            elif pull_here:
+                self._owner = here
+        if spawned is not None:
+            spawned.start()
+        if pull_here:
+            collections.deque(iterator, maxlen=0)
+            return self._outcome()
+        try:
+            woke = self._wake.wait(timeout)
+        except BaseException:
+            self.close()  # Ctrl-C while waiting: nothing more arrives after it
+            raise
+        if not woke:
+            raise TimeoutError(
+                f"the stream did not finish within {timeout:g} s; it goes on in the background "
+                "(call until_done() again to keep waiting, or close() to stop it)"
+            )
+        self._finished.wait(_CLOSE_GRACE)  # woken by close(): let the loop wind down
+        return self._outcome()
+
+    def close(self) -> None:
+        """Stop the stream and release its connection. Safe at any time, from any thread, repeatedly.
+
+        A read blocked on a silent server is unblocked at once; a request still
+        being sent or waiting for its response headers is cut off; a retry
+        backoff ends. :meth:`until_done` then raises :class:`APIUserAbortError`
+        with the partial result, and so does the next step of an iteration.
+        Closing a stream that already ended changes nothing.
+        """
+        with self._state_lock:
+            if self._closed or self._finished.is_set():
+                return
+            self._closed = True
+            iterator, thread = self._iterator, self._thread
+        self._scope.cancel()
+        control = self._control
+        if control is not None:
+            control.abort()
+            if thread is None and not getattr(iterator, "gi_running", True):
+                control.finish(reuse=False)  # paused between two events: nobody else touches it now
+        self._wake.set()
+
+    def __enter__(self: _S) -> _S:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(_CLOSE_GRACE)
+        iterator = self._iterator
+        if iterator is not None and thread is None and hasattr(iterator, "close"):
+            try:
+                iterator.close()
+            except ValueError:  # still running on another thread; close() above stops it
+                pass
+
+    # ------------------------------------------------------------------ the loop
+
+    def _spawn(self, iterator: Iterator[Event]) -> threading.Thread:
+        """A daemon thread that drains ``iterator`` (the caller holds ``_state_lock``)."""
+        thread = threading.Thread(
+            target=self._drain,
+            args=(iterator,),
+            name=f"openai_stream {self._body.get('model')!s:.40}",
+            daemon=True,
+        )
+        self._thread = thread
+        self._owner = None
+        return thread
+
+    def _drain(self, iterator: Iterator[Event]) -> None:
+        """The body of a background thread: run the loop to its end."""
+        self._loop_thread = threading.get_ident()  # the loop may have started on another thread
+        try:
+            collections.deque(iterator, maxlen=0)
+        except BaseException:  # recorded on the stream; until_done() raises it
+            pass
+
+    def _outcome(self) -> R:
+        result = self._result
+        if result is not None:
+            return result
+        if self._error is not None:
+            raise self._error
+        raise self._abort_error()
+
+    def _request_timeout(self) -> Timeout:
+        """The request's timeouts, with the socket read timeout no longer than ``idle_timeout``."""
+        limits = as_timeout(self._timeout) if self._timeout is not None else self._transport.timeout
+        idle = self._idle_timeout
+        if idle is not None and (limits.read is None or idle < limits.read):
+            return Timeout(connect=limits.connect, read=idle)
+        return limits
+
+    def _run(self) -> Iterator[Event]:
+        self._loop_thread = threading.get_ident()
+        accumulator = self._accumulator
+        acc_lock = self._acc_lock
+        try:
+            if self._closed:
+                raise self._abort_error()
+            limits = self._request_timeout()
+            with bound(self._scope):
+                response = self._transport.post(
+                    self._path,
+                    self._body,
+                    stream=True,
+                    timeout=limits,
+                    max_retries=self._max_retries,
+                    extra_headers=self._extra_headers,
+                )
+            self._response = response
+            control = self._control = BodyControl(response, limits.read)
+            self.request_id = response.headers.get("x-request-id")
+            if self._closed:
+                raise self._abort_error()
+            first = ResponseEvent(response.status_code, response.headers, self.request_id)
+            handlers = self._handlers.get("response")
+            if handlers:
+                for handler in handlers:
+                    handler(first)
+            yield first
+            reader = self._reader = BodyReader(
+                iter_body(response),
+                content_type=response.headers.get("content-type") or "",
+                error_for=self._error_for_payload,
+                finished=self._accumulator_finished,
+                protocol=self._protocol,
+                unfinished=self._unfinished,
+                max_event_bytes=self._max_event_bytes,
+                idle_timeout=self._idle_timeout,
+                read_timeout=control.read_timeout,
+                set_read_timeout=control.set_timeout,
+            )
+            feed = accumulator.feed
+            for payload in reader:
+                if self._closed:
+                    raise self._abort_error()
+                try:
+                    with acc_lock:
+                        events = feed(payload)
+                except InvalidStreamDataError as exc:
+                    # The events this payload produced before it failed: handlers see all the
+                    # result holds, then the error.
+                    events = [*exc.events, ErrorEvent(exc)]
+                for event in events:
+                    if self._closed:
+                        raise self._abort_error()
+                    kind = event.type
+                    if kind == "error":
+                        raise event.error  # type: ignore[attr-defined]
+                    handlers = self._handlers.get(kind)
+                    if handlers:
+                        for handler in handlers:
+                            handler(event)
+                    yield event
+            if reader.done:
+                control.read_end(_END_GRACE)
+            if self._closed:
+                raise self._abort_error()
+            with acc_lock:
+                events = accumulator.end()
+            for event in events:
+                if self._closed:
+                    raise self._abort_error()
+                kind = event.type
+                if kind == "error":
+                    raise event.error  # type: ignore[attr-defined]
+                if kind == "completion":
+                    self._result = event.completion  # type: ignore[attr-defined]
+                handlers = self._handlers.get(kind)
+                if handlers:
+                    for handler in handlers:
+                        handler(event)
+                yield event
+        except GeneratorExit:
+            self._closed = True
+            self._result = None
+            raise
+        except BaseException as exc:
+            self._result = None
+            error = self._fail(exc)
+            if error is exc:
+                raise
+            raise error from exc
+        finally:
+            self._release(reuse=self._result is not None and not self._closed)
+            self._finished.set()
+            self._wake.set()
+
+    def _accumulator_finished(self) -> bool:
+        with self._acc_lock:
+            return self._accumulator.finished
+
+    def _error_for_payload(self, payload: Dict[str, Any]) -> OpenAIError:
+        with self._acc_lock:
+            return self._accumulator.error_from_payload(payload)
+
+    def _abort_error(self) -> APIUserAbortError:
+        return APIUserAbortError(
+            f"the stream was closed before it finished; the {self._result_name} so far is attached "
+            "as error.completion",
+            completion=self._snapshot(),
+        )
+
+    def _release(self, reuse: bool) -> None:
+        """Close the response; with ``reuse``, a body read to its end returns its connection to the pool."""
+        if self._control is not None:
+            self._control.finish(reuse=reuse)
+        elif self._response is not None:
+            self._response.close()
+
+    def _fail(self, exc: BaseException) -> BaseException:
+        """Record the error that ends the stream, tell ``error`` listeners; return what to raise.
+
+        After close() every error is the abort. An interruption that is not
+        an ``Exception`` (Ctrl-C, SystemExit) is raised as it is, and leaves
+        the stream closed: later calls raise :class:`APIUserAbortError`.
+        """
+        if not isinstance(exc, Exception):
+            with self._state_lock:
+                self._closed = True
+            self._error = self._abort_error()
+            self._release(reuse=False)
+            return exc
+        if self._closed and isinstance(exc, OpenAIError) and not isinstance(exc, APIUserAbortError):
+            exc = self._abort_error()
+        if isinstance(exc, OpenAIError):
+            # Error payloads and quoted lines come from the server, which may echo the key.
+            self._transport.redact_error(exc)
+        if isinstance(exc, APIError):
+            if exc.completion is None and self._reader is not None and self._reader.received:
+                exc.completion = self._snapshot()
+            if isinstance(exc, APIStatusError) and exc.request_id is None:
+                exc.request_id = self.request_id
+        self._error = exc
+        self._release(reuse=False)
+        handlers = self._handlers.get("error")
+        if handlers:
+            event = ErrorEvent(exc)
+            try:
+                for handler in handlers:
+                    handler(event)
+            except Exception as listener_error:
+                # The same outcome every time: the listener's error, chained to the stream's.
+                listener_error.__cause__ = exc
+                self._error = listener_error
+                return listener_error
+        return exc
+
+
+_S = TypeVar("_S", bound=BaseStream[Any])
+
+
+def check_idle_timeout(seconds: Optional[float]) -> None:
+    """Raise ValueError unless ``seconds`` is None (no limit) or above 0."""
+    if seconds is not None and not seconds > 0:
+        raise ValueError("idle_timeout must be a number of seconds above 0 (or None for no limit)")
+
+
