@@ -6,6 +6,12 @@ which stops that stream at once (even while the server is silent) and makes its
 worker's ``until_done()`` raise ``APIUserAbortError`` with the text received so
 far. The other streams carry on over the same pooled client.
 
+Ctrl-C stops the whole pool at once: the main thread, which waits on the
+futures, gets the KeyboardInterrupt and calls ``client.close()``, which stops
+every stream still running on the client (each worker's ``until_done()``
+raises ``APIUserAbortError`` with what it received) and refuses new requests,
+so queued workers fail fast and the pool shuts down in well under a second.
+
 Runs against a real OpenAI-compatible server when OPENAI_API_KEY is set
 (OPENAI_BASE_URL and OPENAI_MODEL pick the server and model); otherwise it
 replays a recorded stream, slowed down, from a loopback server, and says so.
@@ -54,9 +60,14 @@ def main(base_url: str | None = None) -> list[str]:
         streams[CANCEL].once("content.delta", lambda event: started.set())
         with ThreadPoolExecutor(max_workers=len(PROMPTS), thread_name_prefix="worker") as pool:
             futures = [pool.submit(work, stream) for stream in streams]
-            if started.wait(60):
-                streams[CANCEL].close()  # from the main thread, while its worker waits in until_done()
-            outcomes = [future.result(timeout=300) for future in futures]
+            try:
+                if started.wait(60):
+                    streams[CANCEL].close()  # from the main thread, while its worker waits in until_done()
+                outcomes = [future.result(timeout=300) for future in futures]
+            except KeyboardInterrupt:
+                client.close()  # stops every running stream of this client; the pool then exits at once
+                print("interrupted: every stream was closed", flush=True)
+                raise
     for number, (prompt, outcome) in enumerate(zip(PROMPTS, outcomes)):
         print(f"[{number}] {prompt}\n    {outcome}")
     return outcomes
@@ -66,8 +77,9 @@ if __name__ == "__main__":
     if os.environ.get("OPENAI_API_KEY"):
         main()
     else:
-        # Every request gets the same recorded reply, one event every 50 ms.
-        with demo_server("openai-content-usage", delay=0.05) as server:
+        # Every request gets the same recorded reply, one event every 50 ms (or DEMO_DELAY seconds).
+        delay = float(os.environ.get("DEMO_DELAY", "0.05"))
+        with demo_server("openai-content-usage", delay=delay) as server:
             print(
                 "(no OPENAI_API_KEY: every prompt gets the same recorded reply, slowed down, "
                 f"from a loopback server at {server.base_url})"

@@ -82,10 +82,12 @@ class Client:
         return f"<openai_stream.Client base_url={self.base_url!r}>"
 
     def close(self) -> None:
-        """Release every pooled connection.
+        """Stop every stream still running on this client and release every pooled connection.
 
-        Streams still running are not stopped; each closes its own connection
-        when it ends (close them first to stop them).
+        Each running stream ends as if its own ``close()`` had been called: its
+        ``until_done()`` raises :class:`~openai_stream.APIUserAbortError` with the
+        partial completion. Requests made on a closed client raise
+        :class:`~openai_stream.OpenAIError`.
         """
         self._transport.close()
 

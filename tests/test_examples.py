@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -71,3 +72,32 @@ def test_iteration_example_sees_three_choices() -> None:
     assert seen["content.done"] == 3
     assert seen["done"] == 3
     assert seen["completion"] == 1
+
+
+def test_threaded_app_stops_every_worker_on_ctrl_c() -> None:
+    """The worker-pool pattern of the README: Ctrl-C closes the client, which stops every stream."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}
+    env["DEMO_DELAY"] = "1.0"  # about a minute per prompt if nothing stopped it
+    proc = subprocess.Popen(
+        [sys.executable, str(EXAMPLES / "threaded_app.py")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=EXAMPLES.parent,
+    )
+    try:
+        assert proc.stdout is not None
+        first = proc.stdout.readline()  # the replay banner: the server is up, the workers are starting
+        assert "no OPENAI_API_KEY" in first
+        import time
+
+        time.sleep(1.5)  # the workers are inside their streams
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=15)  # bounded: before the fix the pool ran on for a minute
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    assert "interrupted: every stream was closed" in out
+    assert "KeyboardInterrupt" in err  # re-raised after the streams were closed

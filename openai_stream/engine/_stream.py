@@ -412,9 +412,12 @@ class BaseStream(EventEmitter, Generic[R]):
         self._loop_thread = threading.get_ident()
         accumulator = self._accumulator
         acc_lock = self._acc_lock
+        tracked = False
         try:
             if self._closed:
                 raise self._abort_error()
+            self._transport.track(self)
+            tracked = True
             limits = self._request_timeout()
             with bound(self._scope):
                 response = self._transport.post(
@@ -501,6 +504,8 @@ class BaseStream(EventEmitter, Generic[R]):
             raise error from exc
         finally:
             self._release(reuse=self._result is not None and not self._closed)
+            if tracked:
+                self._transport.untrack(self)
             self._finished.set()
             self._wake.set()
 

@@ -14,12 +14,14 @@ import logging
 import random
 import socket
 import ssl
+import threading
 import time
 from typing import Any, Dict, Iterator, Mapping, Optional, Set, Tuple, Union
 from urllib.parse import urlsplit
 
 import requests
 import urllib3.exceptions
+from typing_extensions import Protocol
 
 from .._version import __version__
 from ..errors import (
@@ -134,6 +136,23 @@ class Transport:
         adapter = StreamAdapter(pool_connections=4, pool_maxsize=max_connections, pool_block=False)
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
+        # The streams running through this transport, so close() can stop them; _live_lock
+        # guards _live and closed.
+        self._live: Set[Closeable] = set()
+        self._live_lock = threading.Lock()
+        self.closed = False
+
+    def track(self, stream: Closeable) -> None:
+        """Note a stream that starts; raises :class:`OpenAIError` once the client is closed."""
+        with self._live_lock:
+            if self.closed:
+                raise _closed_error()
+            self._live.add(stream)
+
+    def untrack(self, stream: Closeable) -> None:
+        """Forget a stream that ended."""
+        with self._live_lock:
+            self._live.discard(stream)
 
     def headers(self, stream: bool, extra: Optional[Mapping[str, str]]) -> Dict[str, str]:
         """The headers of one request: defaults, auth, then the caller's extras."""
@@ -174,6 +193,8 @@ class Transport:
         at once on a new connection, without backoff and without counting
         against ``max_retries``, at most once per request.
         """
+        if self.closed:
+            raise _closed_error()
         url = f"{self.base_url}/{path.lstrip('/')}"
         retries = self.max_retries if max_retries is None else max_retries
         limits = (as_timeout(timeout) if timeout is not None else self.timeout).as_requests()
@@ -366,8 +387,29 @@ class Transport:
         return error_for_status(response.status_code, body, headers=response.headers, request_id=request_id)
 
     def close(self) -> None:
-        """Close every pooled connection."""
+        """Stop every stream still running through this transport, then close every pooled connection.
+
+        Later requests raise :class:`OpenAIError`.
+        """
+        with self._live_lock:
+            self.closed = True
+            live = list(self._live)
+        for stream in live:
+            stream.close()
         self.session.close()
+
+
+class Closeable(Protocol):
+    """Anything :meth:`Transport.close` can stop (a running stream)."""
+
+    def close(self) -> None: ...
+
+
+def _closed_error() -> OpenAIError:
+    return OpenAIError(
+        "this client was closed (client.close() or the end of its with block); create a new "
+        "Client for further requests"
+    )
 
 
 class _Session(requests.Session):
