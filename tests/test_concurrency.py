@@ -72,7 +72,7 @@ def test_until_done_from_a_second_thread_waits_for_the_iterating_thread() -> Non
 
         def iterate() -> Any:
             for event in stream:
-                if event.type == "content.delta":
+                if isinstance(event, openai_stream.ContentDeltaEvent):
                     seen.append(event.delta)
                     if not first.is_set():
                         first.set()
@@ -115,6 +115,7 @@ def test_until_done_without_timeout_from_a_second_thread_never_drains_the_iterat
         thread.join(20)
         assert [e.type for e in rest].count("content.delta") == 10
         assert rest[-1].type == "completion"
+        assert isinstance(rest[-1], openai_stream.CompletionEvent)
         assert result.get("result") is rest[-1].completion
 
 
@@ -157,7 +158,7 @@ def test_until_done_from_inside_a_handler_raises_at_once_started() -> None:
 def test_iterating_from_inside_a_handler_raises() -> None:
     with ReplayServer([paced(1, 0.0)]) as server, make_client(server) as client:
         stream = stream_of(client)
-        raised: List[BaseException] = []
+        raised: List[Optional[BaseException]] = []
         stream.on("content.delta", lambda event: raised.append(_catch(lambda: iter(stream))))
         stream.until_done()
         assert isinstance(raised[0], openai_stream.OpenAIError)
@@ -217,7 +218,7 @@ def test_listeners_added_and_removed_from_another_thread_never_break_dispatch() 
                 finally:
                     stop.set()
                     thread.join(10)
-                assert completion.choices[0].message.content.count(" ") == 3000
+                assert (completion.choices[0].message.content or "").count(" ") == 3000
     finally:
         sys.setswitchinterval(old)
 
