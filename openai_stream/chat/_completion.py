@@ -22,12 +22,33 @@ __all__ = [
 
 
 def _plain(value: Any) -> Any:
-    """A deep copy of JSON data (dicts, lists and scalars)."""
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return value
+    """A deep copy of JSON data (dicts, lists and scalars), however deeply nested.
+
+    Iterative, not recursive: ``json.loads`` accepts nesting deeper than
+    Python's recursion limit allows a recursive copy, and a completion must
+    never fail to copy what was received.
+    """
+    if not isinstance(value, (dict, list)):
+        return value
+    root: Any = {} if isinstance(value, dict) else []
+    pending = [(value, root)]
+    while pending:
+        source, target = pending.pop()
+        items = source.items() if isinstance(source, dict) else enumerate(source)
+        for key, item in items:
+            if isinstance(item, dict):
+                copied: Any = {}
+                pending.append((item, copied))
+            elif isinstance(item, list):
+                copied = []
+                pending.append((item, copied))
+            else:
+                copied = item
+            if isinstance(target, dict):
+                target[key] = copied
+            else:
+                target.append(copied)
+    return root
 
 
 class APIObject:

@@ -1,0 +1,147 @@
+"""Hostile-server findings on the stream engine (issue 10, section 7), through the real client.
+
+Each case failed on the code before its fix: an ``event: error`` frame whose
+data is ``[DONE]`` passed as success; ``[DONE]`` padded with whitespace failed
+a finished stream; an ``error`` listener that raises made two ``until_done()``
+calls raise two different errors; a completion nested ~600 deep could not be
+copied; ``close()`` during a read that timed out was reported as a timeout.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from typing import Any, Dict, List, Optional
+
+import pytest
+import requests
+
+import openai_stream
+from openai_stream.testing import ReplayServer, ScriptedResponse
+from openai_stream.transport._http import Transport
+
+
+def delta(content: str, finish: Optional[str] = None) -> Dict[str, Any]:
+    choice = {"index": 0, "delta": {"content": content}, "finish_reason": finish}
+    return {"id": "chatcmpl-1", "object": "chat.completion.chunk", "model": "m", "choices": [choice]}
+
+
+def data(payload: Dict[str, Any]) -> bytes:
+    return b"data: " + json.dumps(payload).encode() + b"\n\n"
+
+
+def client_for(server: Any, **kwargs: Any) -> openai_stream.Client:
+    kwargs.setdefault("max_retries", 0)
+    kwargs.setdefault("timeout", 20)
+    return openai_stream.Client(api_key="sk-test", base_url=server.base_url, **kwargs)
+
+
+def stream_of(client: openai_stream.Client) -> openai_stream.ChatCompletionStream:
+    return client.chat.completions.stream(model="m", messages=[])
+
+
+def test_an_error_event_whose_data_is_done_is_an_error() -> None:
+    events = [data(delta("Hi", "stop")), b"event: error\ndata: [DONE]\n\n"]
+    with ReplayServer([ScriptedResponse(events=events)]) as server, client_for(server) as client:  # noqa: SIM117
+        with pytest.raises(openai_stream.APIError, match="error event") as info:
+            stream_of(client).until_done()
+    assert info.value.completion.choices[0].message.content == "Hi"
+
+
+@pytest.mark.parametrize("done", [b"data:  [DONE]\n\n", b"data: [DONE] \n\n", b"data: [DONE]\t\n\n"])
+def test_done_padded_with_whitespace_ends_a_finished_stream(done: bytes) -> None:
+    events = [data(delta("Hi")), data(delta("", "stop")), done]
+    with ReplayServer([ScriptedResponse(events=events)]) as server, client_for(server) as client:
+        assert stream_of(client).until_done().choices[0].message.content == "Hi"
+
+
+def test_done_padded_with_whitespace_ends_an_unfinished_stream_too() -> None:
+    events = [data(delta("Hi")), b"data:  [DONE] \n\n"]
+    with ReplayServer([ScriptedResponse(events=events)]) as server, client_for(server) as client:
+        completion = stream_of(client).until_done()
+    assert completion.choices[0].finish_reason is None
+
+
+def test_an_error_listener_that_raises_gives_the_same_outcome_every_time() -> None:
+    events = [data(delta("Hi")), b"data: {bad json\n\n"]
+    with ReplayServer([ScriptedResponse(events=events)]) as server, client_for(server) as client:
+        stream = stream_of(client)
+
+        @stream.on("error")
+        def broken_listener(event: Any) -> None:
+            raise RuntimeError("the listener broke")
+
+        raised: List[BaseException] = []
+        for _ in range(3):
+            with pytest.raises(BaseException) as info:
+                stream.until_done()
+            raised.append(info.value)
+    assert raised[0] is raised[1] is raised[2]
+    assert isinstance(raised[0], RuntimeError)
+    assert isinstance(raised[0].__cause__, openai_stream.InvalidStreamDataError)  # chained to the stream's
+
+
+def nested(depth: int) -> Any:
+    value: Any = "leaf"
+    for _ in range(depth):
+        value = {"k": [value]}
+    return value
+
+
+def test_a_deeply_nested_field_is_kept_and_copied() -> None:
+    first = delta("Hi")
+    first["choices"][0]["delta"]["provider_extra"] = nested(450)  # 900 levels of JSON nesting
+    events = [data(first), data(delta("", "stop")), b"data: [DONE]\n\n"]
+    with ReplayServer([ScriptedResponse(events=events)]) as server, client_for(server) as client:
+        completion = stream_of(client).until_done()
+    copied = completion.to_dict()["choices"][0]["message"]["provider_extra"]
+    depth = 0
+    while isinstance(copied, dict):
+        copied = copied["k"][0]
+        depth += 1
+    assert (depth, copied) == (450, "leaf")
+
+
+class TimingOutRaw:
+    """A urllib3 response stand-in: one delta, then a read that times out once close() shut it down."""
+
+    def __init__(self) -> None:
+        self.pieces = [data(delta("Hi"))]
+        self.shut = threading.Event()
+        self.decode_content = False
+
+    def read1(self, size: int = -1) -> bytes:
+        if self.pieces:
+            return self.pieces.pop(0)
+        assert self.shut.wait(10)
+        raise socket.timeout("timed out")  # the read timed out just as close() came
+
+    def shutdown(self) -> None:
+        self.shut.set()
+
+
+class OneResponseTransport(Transport):
+    def __init__(self, response: Any) -> None:
+        super().__init__(base_url="http://fake.invalid/v1", api_key="sk-test")
+        self.response = response
+
+    def post(self, path: str, body: Any, **kwargs: Any) -> Any:
+        return self.response
+
+
+def test_close_during_a_read_that_timed_out_is_the_abort() -> None:
+    response = requests.Response()
+    response.status_code = 200
+    response.headers["content-type"] = "text/event-stream"
+    response.raw = TimingOutRaw()
+    stream = openai_stream.ChatCompletionStream(OneResponseTransport(response), {"model": "m"})
+    got_delta = threading.Event()
+    stream.on("content.delta", lambda event: got_delta.set())
+    stream.start()
+    assert got_delta.wait(5)
+    stream.close()
+    with pytest.raises(openai_stream.APIUserAbortError) as info:
+        stream.until_done(timeout=5)
+    assert info.value.completion.choices[0].message.content == "Hi"
+    assert stream.state == "closed"
