@@ -2,15 +2,30 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Dict, Mapping, Optional
+from typing import Any, ClassVar, Dict, FrozenSet, Mapping, Optional
 
+from ..engine._events import EVENT_TYPES
 from ..engine._stream import BaseStream
 from ..transport._http import TimeoutTypes, Transport
 from ..transport._sse import DEFAULT_MAX_EVENT_BYTES
 from ._accumulator import ChatCompletionAccumulator
 from ._completion import ChatCompletion
 
-__all__ = ["ChatCompletionStream"]
+__all__ = ["ChatCompletionStream", "OPENAI_PYTHON_EVENTS"]
+
+_LOGPROBS = (
+    "there is no logprobs event here: read event.chunk['choices'][i]['logprobs'] in a 'chunk' handler, "
+    "or choice.logprobs on the completion."
+)
+OPENAI_PYTHON_EVENTS: Mapping[str, str] = {
+    "tool_calls.function.arguments.delta": "openai-python's name; here it is 'tool_call.delta'.",
+    "tool_calls.function.arguments.done": "openai-python's name; here it is 'tool_call.done'.",
+    "logprobs.content.delta": _LOGPROBS,
+    "logprobs.content.done": _LOGPROBS,
+    "logprobs.refusal.delta": _LOGPROBS,
+    "logprobs.refusal.done": _LOGPROBS,
+}
+"""openai-python's chat stream event names that differ from ours, and what to use instead."""
 
 
 class ChatCompletionStream(BaseStream[ChatCompletion]):
@@ -37,6 +52,8 @@ class ChatCompletionStream(BaseStream[ChatCompletion]):
     _protocol: ClassVar[str] = "a Chat Completions stream"
     _result_name: ClassVar[str] = "completion"
     _unfinished: ClassVar[str] = "no [DONE] and no finish_reason"
+    _event_types: ClassVar[FrozenSet[str]] = frozenset(EVENT_TYPES)
+    _event_aliases: ClassVar[Mapping[str, str]] = OPENAI_PYTHON_EVENTS
 
     def __init__(
         self,

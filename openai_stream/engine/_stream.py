@@ -29,13 +29,16 @@ sets ``_finished``; other threads read it after waiting on that event.
 from __future__ import annotations
 
 import collections
+import difflib
 import threading
 from typing import (
     TYPE_CHECKING,
     Any,
     Callable,
     ClassVar,
+    Collection,
     Dict,
+    FrozenSet,
     Generic,
     Iterator,
     List,
@@ -64,7 +67,7 @@ from ._events import ErrorEvent, Event, ResponseEvent
 if TYPE_CHECKING:
     import requests
 
-__all__ = ["Accumulator", "BaseStream", "check_idle_timeout"]
+__all__ = ["Accumulator", "BaseStream", "check_event_name", "check_idle_timeout"]
 
 R = TypeVar("R")
 R_co = TypeVar("R_co", covariant=True)
@@ -127,6 +130,10 @@ class BaseStream(EventEmitter, Generic[R]):
     """What the result is called in messages (``completion``, ``response``)."""
     _unfinished: ClassVar[str] = "the stream did not say it finished"
     """Why a body that ended is not a complete answer, for the interrupted error's message."""
+    _event_types: ClassVar[Optional[FrozenSet[str]]] = None
+    """Every event name this stream emits: ``on``/``once``/``listeners`` refuse any other."""
+    _event_aliases: ClassVar[Mapping[str, str]] = {}
+    """Names other libraries use for these events, and what to use instead (for the refusal)."""
 
     def __init__(
         self,
@@ -203,6 +210,8 @@ class BaseStream(EventEmitter, Generic[R]):
     # ------------------------------------------------------------------ listeners
 
     def _add_event_handler(self, event: str, k: Callable[..., Any], v: Callable[..., Any]) -> None:
+        # on, once, add_listener and their decorator forms all arrive here.
+        self._check_event_name(event)
         super()._add_event_handler(event, k, v)
         with self._lock:
             self._publish_handlers()
@@ -223,6 +232,7 @@ class BaseStream(EventEmitter, Generic[R]):
 
     def listeners(self, event: str) -> List[Callable[..., Any]]:
         """The listeners of ``event``, in the order they were added."""
+        self._check_event_name(event)
         with self._lock:
             return list(self._events.get(event, {}).keys())
 
@@ -230,6 +240,10 @@ class BaseStream(EventEmitter, Generic[R]):
         """The events that have listeners."""
         with self._lock:
             return {name for name, handlers in self._events.items() if handlers}
+
+    def _check_event_name(self, event: str) -> None:
+        if self._event_types is not None:
+            check_event_name(type(self).__name__, event, self._event_types, self._event_aliases)
 
     def _publish_handlers(self) -> None:
         """Replace the loop's snapshot of the listeners (caller holds ``self._lock``)."""
@@ -571,6 +585,34 @@ class BaseStream(EventEmitter, Generic[R]):
 
 
 _S = TypeVar("_S", bound=BaseStream[Any])
+
+
+PYEE_EVENTS = frozenset({"error", "new_listener"})
+"""Events pyee itself emits, accepted on every emitter."""
+
+
+def check_event_name(
+    owner: str, event: object, known: Collection[str], aliases: Mapping[str, str] = {}
+) -> None:
+    """Raise ValueError unless ``event`` is one of ``known`` (or pyee's ``error``/``new_listener``).
+
+    The message suggests the closest known name (``difflib``), or what
+    ``aliases`` says to use for a name another library gives the event.
+    A handler registered for a misspelled name would never fire.
+    """
+    if event in known or event in PYEE_EVENTS:
+        return
+    if not isinstance(event, str):
+        raise TypeError(f"an event name is a string, got {type(event).__name__}: {event!r:.80}")
+    names = sorted(set(known) | PYEE_EVENTS)
+    instead = aliases.get(event)
+    if instead is None:
+        close = difflib.get_close_matches(event, names, n=1, cutoff=0.6)
+        instead = f"did you mean {close[0]!r}?" if close else "no event has a similar name."
+    raise ValueError(
+        f"{owner} has no event {event!r}, so a handler for it would never run; {instead} "
+        f"Its events: {', '.join(names)}"
+    )
 
 
 def check_idle_timeout(seconds: Optional[float]) -> None:

@@ -28,6 +28,7 @@ from typing import (
     Callable,
     ClassVar,
     Dict,
+    FrozenSet,
     Iterable,
     List,
     Mapping,
@@ -40,8 +41,9 @@ from typing import (
 from pyee import EventEmitter
 
 from ..chat._completion import ChatCompletion
-from ..chat._stream import ChatCompletionStream
-from ..engine._events import DoneEvent, ErrorEvent, ToolCallDoneEvent
+from ..chat._stream import OPENAI_PYTHON_EVENTS, ChatCompletionStream
+from ..engine._events import EVENT_TYPES, DoneEvent, ErrorEvent, ToolCallDoneEvent
+from ..engine._stream import check_event_name
 from ..errors import (
     APIUserAbortError,
     MaxRoundsExceededError,
@@ -156,6 +158,9 @@ class ToolRunner(EventEmitter):
     ``parallel_tool_calls=False`` is sent as given and runs tools one at a time.
     """
 
+    _event_types: ClassVar[FrozenSet[str]] = frozenset(EVENT_TYPES) | frozenset(RUNNER_EVENT_TYPES)
+    """Every event a runner emits: each round's stream events, and its own."""
+
     def __init__(
         self,
         completions: Completions,
@@ -199,6 +204,16 @@ class ToolRunner(EventEmitter):
 
     def __repr__(self) -> str:
         return f"<ToolRunner model={self._model!r} tools={list(self._tools)} rounds={len(self.completions)}>"
+
+    def _add_event_handler(self, event: str, k: Callable[..., Any], v: Callable[..., Any]) -> None:
+        # on, once, add_listener and their decorator forms all arrive here.
+        check_event_name("ToolRunner", event, self._event_types, OPENAI_PYTHON_EVENTS)
+        super()._add_event_handler(event, k, v)
+
+    def listeners(self, event: str) -> List[Callable[..., Any]]:
+        """The listeners of ``event``, in the order they were added."""
+        check_event_name("ToolRunner", event, self._event_types, OPENAI_PYTHON_EVENTS)
+        return super().listeners(event)
 
     @property
     def tools(self) -> Dict[str, Tool[Any, Any]]:
