@@ -311,17 +311,88 @@ def _late(chunks: List[Dict[str, Any]], late: Dict[str, Any]) -> Tuple[List[Any]
     return events, info.value
 
 
-def test_fragment_for_a_call_done_when_the_next_started_fails_the_stream() -> None:
+def test_a_call_with_empty_arguments_stays_open_when_the_next_call_starts() -> None:
     # Issue 10's reproduction: call 0 announced with "", call 1 starts, then call 0's arguments.
-    late = chunk(choice(tool_calls=[call(0, arguments='{"amount": 500}')]))
+    # Call 0 was not complete, so it is not reported done before its arguments came.
+    events, completion = run(
+        [
+            chunk(choice(role="assistant", tool_calls=[call(0, id="t0", name="transfer", arguments="")])),
+            chunk(choice(tool_calls=[call(1, id="t1", name="audit", arguments="{}")])),
+            chunk(choice(tool_calls=[call(0, arguments='{"amount": 500}')])),
+            chunk(choice(finish="tool_calls")),
+        ]
+    )
+    assert calls_of(completion) == [
+        ("t0", "function", "transfer", '{"amount": 500}'),
+        ("t1", "function", "audit", "{}"),
+    ]
+    assert [call_position(e) for e in events if e.type.startswith("tool_call")] == [
+        ("tool_call.delta", 0),
+        ("tool_call.delta", 1),
+        ("tool_call.delta", 0),
+        ("tool_call.done", 0),
+        ("tool_call.done", 1),
+    ]
+    done = [e for e in events if e.type == "tool_call.done"]
+    assert [e.arguments for e in done] == ['{"amount": 500}', "{}"]
+
+
+def test_gemini_announces_parallel_calls_together_and_fills_them_afterwards() -> None:
+    events, completion = run(
+        [
+            chunk(
+                choice(
+                    tool_calls=[
+                        call(0, id="call-paris", name="get_weather", arguments=""),
+                        call(1, id="call-london", name="get_weather", arguments=""),
+                    ]
+                )
+            ),
+            chunk(choice(tool_calls=[call(0, arguments='{"location":"Paris"}')])),
+            chunk(choice(tool_calls=[call(1, arguments='{"location":"London"}')])),
+            chunk(choice(finish="tool_calls")),
+        ]
+    )
+    assert [c[3] for c in calls_of(completion)] == ['{"location":"Paris"}', '{"location":"London"}']
+    assert [e.arguments for e in events if e.type == "tool_call.done"] == [
+        '{"location":"Paris"}',
+        '{"location":"London"}',
+    ]
+
+
+def test_a_new_call_closes_every_earlier_call_whose_arguments_are_a_whole_object() -> None:
+    acc = ChatCompletionAccumulator()
+    feed_all(
+        acc,
+        [
+            chunk(choice(tool_calls=[call(0, id="a", name="f", arguments='{"x": 1}')])),
+            chunk(choice(tool_calls=[call(1, id="b", name="g", arguments='{"y": ')])),
+            chunk(choice(tool_calls=[call(2, id="c", name="h", arguments="[1]")])),
+        ],
+    )
+    fourth = feed(acc, chunk(choice(tool_calls=[call(1, arguments="2}")])))
+    assert [call_position(e) for e in fourth[1:]] == [("tool_call.delta", 1)]
+    fifth = feed(acc, chunk(choice(tool_calls=[call(3, id="d", name="k", arguments="")])))
+    # b is a whole object now; c's "[1]" is JSON but not an object, so it waits for the end.
+    assert [call_position(e) for e in fifth[1:]] == [("tool_call.done", 1), ("tool_call.delta", 3)]
+    assert [call_position(e) for e in end(acc) if e.type.startswith("tool_call")] == [
+        ("tool_call.done", 2),
+        ("tool_call.done", 3),
+    ]
+
+
+def test_fragment_for_a_call_done_when_the_next_started_fails_the_stream() -> None:
+    late = chunk(choice(tool_calls=[call(0, arguments="00}")]))
     events, error = _late(
         [
             chunk(choice(role="assistant", tool_calls=[call(0, id="t0", name="transfer", arguments="")])),
+            chunk(choice(tool_calls=[call(0, arguments='{"amount": 5}')])),
             chunk(choice(tool_calls=[call(1, id="t1", name="audit", arguments="{}")])),
         ],
         late,
     )
     assert [call_position(e) for e in events if e.type != "chunk"] == [
+        ("tool_call.delta", 0),
         ("tool_call.delta", 0),
         ("tool_call.done", 0),
         ("tool_call.delta", 1),
@@ -332,7 +403,7 @@ def test_fragment_for_a_call_done_when_the_next_started_fails_the_stream() -> No
     completion: Any = error.completion
     # Nothing of the late fragment was appended.
     assert calls_of(completion.to_dict()) == [
-        ("t0", "function", "transfer", ""),
+        ("t0", "function", "transfer", '{"amount": 5}'),
         ("t1", "function", "audit", "{}"),
     ]
 
@@ -352,13 +423,16 @@ def test_fragment_whose_id_names_an_earlier_done_call_fails_even_at_a_reused_ind
     # Ollama puts every call at index 0; the id still says which call a fragment is for.
     _, error = _late(
         [
-            chunk(choice(tool_calls=[call(0, id="a", name="get_time", arguments="")])),
+            chunk(choice(tool_calls=[call(0, id="a", name="get_time", arguments='{"tz": "UTC"}')])),
             chunk(choice(tool_calls=[call(0, id="b", name="get_weather", arguments="{}")])),
         ],
-        chunk(choice(tool_calls=[call(0, id="a", arguments='{"tz": "UTC"}')])),
+        chunk(choice(tool_calls=[call(0, id="a", arguments=" ")])),
     )
     completion: Any = error.completion
-    assert [c.function.arguments for c in completion.choices[0].message.tool_calls] == ["", "{}"]
+    assert [c.function.arguments for c in completion.choices[0].message.tool_calls] == [
+        '{"tz": "UTC"}',
+        "{}",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -380,7 +454,7 @@ def test_tool_call_fragment_after_the_choice_finished_fails_the_stream(late: Dic
 def test_the_late_fragment_fails_after_the_events_its_chunk_produced_before_it() -> None:
     _, error = _late(
         [
-            chunk(choice(tool_calls=[call(0, id="a", name="f", arguments="")])),
+            chunk(choice(tool_calls=[call(0, id="a", name="f", arguments="{}")])),
             chunk(choice(tool_calls=[call(1, id="b", name="g", arguments="")])),
         ],
         chunk(choice(content="x", tool_calls=[call(1, arguments="{}"), call(0, arguments="{}")])),

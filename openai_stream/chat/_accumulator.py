@@ -382,9 +382,13 @@ class ChatCompletionAccumulator:
             raise _ProtocolViolation(_late_fragment(state, call))
         announce = False
         if call is None:
-            # Only the newest call can still be open: each new call closes the one before.
-            if state.calls and not state.calls[-1].done:
-                self._finish_call(state, state.calls[-1], events)
+            # A new call closes the earlier ones whose arguments are already a whole JSON object.
+            # The others stay open until the choice ends: Gemini announces parallel calls
+            # together and sends their arguments afterwards, and a call with "" (or half its
+            # arguments) is not known to be complete, so no tool may run with it yet.
+            for earlier in state.calls:
+                if not earlier.done and _is_json_object(earlier.arguments.text()):
+                    self._finish_call(state, earlier, events)
             call = _ToolCall(len(state.calls))
             state.calls.append(call)
             if position is not None:
@@ -513,6 +517,15 @@ class ChatCompletionAccumulator:
         return ChatCompletion(data)
 
 
+def _is_json_object(text: str) -> bool:
+    if not text.rstrip().endswith("}"):
+        return False
+    try:
+        return isinstance(json.loads(text), dict)
+    except ValueError:
+        return False
+
+
 class _ProtocolViolation(ValueError):
     """The stream broke a rule of the protocol; raised as InvalidStreamDataError by feed()."""
 
@@ -526,10 +539,10 @@ def _late_fragment(state: _Choice, call: Optional[_ToolCall]) -> str:
         )
     return (
         f"a fragment for tool call {call.position} of choice {state.index} (id {call.id!r}, "
-        f"name {call.name!r}) arrived after the call was reported complete (tool_call.done: a "
-        "later call had started, or the choice had finished); the server interleaved tool-call "
-        "fragments, which the Chat Completions protocol does not allow, so the call's arguments "
-        "cannot be trusted: retry the request"
+        f"name {call.name!r}) arrived after the call was reported complete (tool_call.done: its "
+        "arguments were a whole JSON object when a later call started, or the choice had "
+        "finished); the server sent more for a finished call, so its arguments cannot be "
+        "trusted: retry the request"
     )
 
 

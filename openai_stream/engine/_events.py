@@ -419,7 +419,10 @@ class ToolCallDeltaEvent(Event):
 
 
 class ToolCallDoneEvent(Event):
-    """A tool call is complete: the next call of its choice started, or the choice finished.
+    """A tool call is complete: its choice finished, or a later call started while its arguments were whole.
+
+    "Whole" means a complete JSON object; a call announced with ``""`` stays
+    open while other calls start (Gemini fills in parallel calls afterwards).
 
     ``parsed_arguments`` decodes ``arguments`` on first access and keeps the
     result (empty arguments count as ``{}``); it raises

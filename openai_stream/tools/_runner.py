@@ -280,9 +280,9 @@ class ToolRunner(EventEmitter):
         self._stream = stream
         if self._closed:
             stream.close()
-        # Calls of choice 0 in call order: started (_Call) or waiting for the choice's end
-        # (their ToolCallDoneEvent). Results are reported in this order.
-        slots: List[Union[_Call, ToolCallDoneEvent]] = []
+        # Calls of choice 0 by position: started (_Call), or waiting for the choice's end (their
+        # ToolCallDoneEvent). Calls may be done out of order; results are reported in call order.
+        slots: Dict[int, Union[_Call, ToolCallDoneEvent]] = {}
         cursor = 0
         listeners = self._events  # membership tests without the lock, as the stream does
         try:
@@ -291,16 +291,19 @@ class ToolRunner(EventEmitter):
                     kind = event.type
                     if isinstance(event, ToolCallDoneEvent):
                         if not event.choice_index:
+                            if event.index in slots:
+                                first = slots[event.index].arguments
+                                raise _reported_twice(event, first, stream.current_completion)
                             # Before its choice ends, a call runs only when its arguments are a
-                            # whole JSON object: empty or unparsable ones may still be a server's
-                            # mistake (fragments sent late), so they wait for the choice's end.
+                            # whole JSON object: empty or unparsable ones wait for the choice's end.
                             early = _is_object(event.arguments)
-                            slots.append(self._start(event, number, executor) if early else event)
+                            slots[event.index] = self._start(event, number, executor) if early else event
                     elif isinstance(event, DoneEvent) and not event.choice_index:
-                        slots = [self._start_waiting(slot, number, executor) for slot in slots]
+                        for index, slot in slots.items():
+                            slots[index] = self._start_waiting(slot, number, executor)
                     if kind in listeners:
                         self.emit(kind, event)
-                    while cursor < len(slots):
+                    while cursor in slots:
                         slot = slots[cursor]
                         if not isinstance(slot, _Call) or not slot.future.done():
                             break
@@ -312,8 +315,8 @@ class ToolRunner(EventEmitter):
         self.completions.append(completion)
         message = _assistant_message(completion, number)
         calls = message.get("tool_calls") or []
-        _check_executed([s for s in slots if isinstance(s, _Call)], calls, completion)
-        started = [self._start_waiting(slot, number, executor) for slot in slots]
+        _check_executed([s for s in slots.values() if isinstance(s, _Call)], calls, completion)
+        started = [self._start_waiting(slot, number, executor) for slot in slots.values()]
         self._append(message)
         by_index = {call.index: call for call in started}
         for position, sent in enumerate(calls):
@@ -396,6 +399,21 @@ def _check_executed(started: List[_Call], calls: List[Dict[str, Any]], completio
                 executed_arguments=call.arguments,
                 final_arguments=None if sent is None else final[1],
             )
+
+
+def _reported_twice(
+    event: ToolCallDoneEvent, first: str, completion: ChatCompletion
+) -> ToolCallMismatchError:
+    return ToolCallMismatchError(
+        f"tool call {event.index} ({event.name!r}, id {event.call_id}) was reported complete twice, "
+        f"with arguments {first!r} and then {event.arguments!r}; the stream contradicted itself, "
+        "so no result was sent back",
+        completion=completion,
+        index=event.index,
+        name=event.name,
+        executed_arguments=first,
+        final_arguments=event.arguments,
+    )
 
 
 def _call_id(number: int, index: int) -> str:
