@@ -71,6 +71,17 @@ from .errors import (
     UnknownToolError,
     UnprocessableEntityError,
 )
+from .responses._accumulator import ResponseAccumulator
+from .responses._events import (
+    RESPONSE_EVENT_TYPES,
+    CustomToolCallDeltaEvent,
+    CustomToolCallDoneEvent,
+    ResponseCompletionEvent,
+    ResponseReasoningDeltaEvent,
+    ResponseReasoningDoneEvent,
+    ResponseStreamEvent,
+)
+from .responses._response import Response, ResponseContent, ResponseOutputItem, ResponseUsage
 from .tools._runner import RUNNER_EVENT_TYPES, MessageEvent, RoundEvent, ToolResultEvent, ToolRunner
 from .tools._tool import Tool, tool
 from .transport._http import Timeout
@@ -103,6 +114,18 @@ __all__ = [
     "DoneEvent",
     "CompletionEvent",
     "ErrorEvent",
+    "ResponseAccumulator",
+    "Response",
+    "ResponseOutputItem",
+    "ResponseContent",
+    "ResponseUsage",
+    "RESPONSE_EVENT_TYPES",
+    "ResponseStreamEvent",
+    "ResponseReasoningDeltaEvent",
+    "ResponseReasoningDoneEvent",
+    "CustomToolCallDeltaEvent",
+    "CustomToolCallDoneEvent",
+    "ResponseCompletionEvent",
     "RUNNER_EVENT_TYPES",
     "ToolResultEvent",
     "MessageEvent",

@@ -29,8 +29,9 @@ The whole tree::
      └─ LocalServerError                  the local llama.cpp server failed to start or answer
          └─ LocalExtraMissingError (ImportError)  the local extra is not installed
 
-Every error raised once a response has started carries ``completion``: the
-completion assembled from everything received before the failure.
+Every error raised once a response has started carries ``completion``: what
+was assembled from everything received before the failure (a chat completion,
+or a Responses API ``Response``).
 """
 
 from __future__ import annotations
@@ -309,6 +310,23 @@ _STRING_CODES = {
     "server_error": InternalServerError,
     "overloaded_error": InternalServerError,
     "api_error": InternalServerError,
+    # The codes of a Responses API ``response.failed`` error object.
+    "invalid_prompt": BadRequestError,
+    "vector_store_timeout": InternalServerError,
+    "invalid_image": BadRequestError,
+    "invalid_image_format": BadRequestError,
+    "invalid_base64_image": BadRequestError,
+    "invalid_image_url": BadRequestError,
+    "image_too_large": BadRequestError,
+    "image_too_small": BadRequestError,
+    "image_parse_error": BadRequestError,
+    "image_content_policy_violation": BadRequestError,
+    "invalid_image_mode": BadRequestError,
+    "image_file_too_large": BadRequestError,
+    "unsupported_image_media_type": BadRequestError,
+    "empty_image_file": BadRequestError,
+    "failed_to_download_image": BadRequestError,
+    "image_file_not_found": BadRequestError,
 }
 
 _CLASS_STATUS = {
