@@ -28,7 +28,6 @@ from openai_stream.engine._events import (
     StructuredContentDoneEvent,
     ToolCallDeltaEvent,
     ToolCallDoneEvent,
-    UsageEvent,
 )
 from openai_stream.errors import (
     APIError,
@@ -50,6 +49,7 @@ from openai_stream.responses._events import (
     ResponseReasoningDeltaEvent,
     ResponseReasoningDoneEvent,
     ResponseStreamEvent,
+    ResponseUsageEvent,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -284,9 +284,9 @@ def test_fields_beside_the_response_on_the_terminal_event_are_kept() -> None:
     payload["timings"] = {"predicted_n": 2}
     events = feed_all(acc, [created(), payload])
     assert acc.response().timings.predicted_n == 2
-    assert [e.usage for e in events if isinstance(e, UsageEvent)] == [
-        {"input_tokens": 1, "output_tokens": 2, "total_tokens": 3}
-    ]
+    (usage,) = [e.usage for e in events if isinstance(e, ResponseUsageEvent)]
+    assert usage.to_dict() == {"input_tokens": 1, "output_tokens": 2, "total_tokens": 3}
+    assert (usage.prompt_tokens, usage.completion_tokens, usage.total_tokens) == (1, 2, 3)  # chat names too
     assert acc.response().to_dict()["usage"]["output_tokens"] == 2
 
 
@@ -371,9 +371,7 @@ def test_incomplete_completes_with_status_and_details_and_finish_reason_length()
         ({"code": "something_new", "message": "?"}, APIError),
     ],
 )
-def test_failed_maps_its_error_code_and_carries_the_partial_response(
-    error: Dict[str, Any], cls: Any
-) -> None:
+def test_failed_maps_its_error_code_and_carries_the_partial_response(error: Dict[str, Any], cls: Any) -> None:
     acc = ResponseAccumulator()
     failed = {
         "type": "response.failed",
@@ -784,7 +782,8 @@ def summary(acc: ResponseAccumulator, payloads: List[Dict[str, Any]]) -> Any:
         elif isinstance(event, ErrorEvent):
             described.append(("error", type(event.error).__name__))
         else:
-            described.append((event.type, tuple(v for v in event if isinstance(v, (str, int)) or v is None)))
+            values = event.to_dict().values()
+            described.append((event.type, tuple(v for v in values if isinstance(v, (str, int)) or v is None)))
     return described, acc.response().to_dict()
 
 

@@ -23,7 +23,6 @@ from typing import Any, Dict, List, Optional
 
 import pytest
 
-from openai_stream import SSEDecoder
 from openai_stream.engine._events import (
     CompletionEvent,
     ContentDeltaEvent,
@@ -34,16 +33,17 @@ from openai_stream.engine._events import (
     RefusalDoneEvent,
     ToolCallDeltaEvent,
     ToolCallDoneEvent,
-    UsageEvent,
 )
-from openai_stream.errors import InvalidStreamDataError
+from openai_stream.errors import APIError, InvalidStreamDataError, StreamInterruptedError
 from openai_stream.responses._accumulator import ResponseAccumulator
 from openai_stream.responses._events import (
     ResponseCompletionEvent,
     ResponseReasoningDeltaEvent,
     ResponseReasoningDoneEvent,
     ResponseStreamEvent,
+    ResponseUsageEvent,
 )
+from openai_stream.transport._body import BodyReader
 
 HERE = Path(__file__).parent
 FIXTURES = HERE / "fixtures" / "responses"
@@ -91,7 +91,7 @@ class Outcome:
     """What feeding one fixture through SSEDecoder + ResponseAccumulator produced."""
 
     def __init__(self) -> None:
-        self.payloads: List[Dict[str, Any]] = []
+        self.payloads: List[Dict[str, Any]] = []  # as fed, and an error frame's payload last
         self.events: List[Any] = []
         self.steps: List[Any] = []  # the 1-based payload each event came with, or "end"
         self.error: Optional[BaseException] = None
@@ -99,39 +99,46 @@ class Outcome:
         self.response: Any = None
 
 
-def run_accumulator(name: str, payloads: Optional[List[Dict[str, Any]]] = None) -> Outcome:
-    """Mirror a stream's loop: decode, feed, stop at an error event, end() only when complete."""
+def run_accumulator(name: str) -> Outcome:
+    """Mirror the stream engine's loop: BodyReader turns the bytes into payloads (and raises on
+    ``event: error`` frames and cut bodies), the accumulator turns payloads into events."""
     out = Outcome()
     acc = ResponseAccumulator(text=expected_for(name)["text_param"])
-    if payloads is None:
-        decoder = SSEDecoder()
-        sse_events = decoder.feed((FIXTURES / f"{name}.sse").read_bytes())
-        trailing = decoder.end()
-        if trailing is not None:
-            sse_events.append(trailing)
-        payloads = [json.loads(sse.data) for sse in sse_events]
-    out.payloads = payloads
-    for step, payload in enumerate(payloads, start=1):
-        try:
-            events = acc.feed(payload)
-        except InvalidStreamDataError as exc:
-            out.events.extend(exc.events)
-            out.steps.extend([step] * len(exc.events))
-            out.error = exc
-            break
-        out.events.extend(events)
-        out.steps.extend([step] * len(events))
-        errors = [e for e in events if isinstance(e, ErrorEvent)]
-        if errors:
-            out.error = errors[0].error
-            break
-    if out.error is None and not acc.is_complete:
+    body = (FIXTURES / f"{name}.sse").read_bytes()
+    reader = BodyReader(
+        [body[i : i + 97] for i in range(0, len(body), 97)],
+        content_type="text/event-stream",
+        error_for=acc.error_from_payload,
+        finished=lambda: acc.finished,
+        protocol="a Responses API stream",
+    )
+    step = 0
+    try:
+        for payload in reader:
+            step += 1
+            out.payloads.append(payload)
+            try:
+                events = acc.feed(payload)
+            except InvalidStreamDataError as exc:
+                events = [*exc.events, ErrorEvent(exc)]
+            out.events.extend(events)
+            out.steps.extend([step] * len(events))
+            errors = [e for e in events if isinstance(e, ErrorEvent)]
+            if errors:
+                out.error = errors[0].error
+                break
+    except StreamInterruptedError:
         out.interrupted = True
+    except APIError as exc:  # an error frame: BodyReader raised what error_from_payload built
+        out.error = exc
+        out.events.append(ErrorEvent(exc))  # the engine tells error listeners, as for a fed error
+        out.steps.append(step + 1)
+        out.payloads.append(json.loads(body.split(b"event: error\ndata: ")[1].split(b"\n")[0]))
     if out.error is None and not out.interrupted:
         closing = acc.end()
         out.events.extend(closing)
         out.steps.extend(["end"] * len(closing))
-    out.response = acc.response()
+    out.response = acc.snapshot()
     return out
 
 
@@ -146,7 +153,7 @@ def label(event: Any) -> Optional[str]:
         return f"tool_call.done #{event.index}"
     if isinstance(event, DoneEvent):
         return f"done {event.finish_reason}"
-    if isinstance(event, (UsageEvent, ResponseCompletionEvent)):
+    if isinstance(event, (ResponseUsageEvent, ResponseCompletionEvent)):
         return event.type
     return None
 
@@ -216,7 +223,7 @@ def test_deltas_add_up_to_their_done_text(name: str) -> None:
         finished: List[str] = []
         for event in out.events:
             if isinstance(event, delta_cls):
-                key = id(event.buffer)
+                key = id(event._values[2])  # the part's text buffer
                 if key not in parts:
                     parts[key] = []
                     order.append(key)

@@ -47,7 +47,6 @@ from ..engine._events import (
     TextBuffer,
     ToolCallDeltaEvent,
     ToolCallDoneEvent,
-    UsageEvent,
 )
 from ..engine._parsing import parsed_or_none, wants_json
 from ..errors import APIError, InvalidStreamDataError, OpenAIError, error_from_payload
@@ -57,9 +56,10 @@ from ._events import (
     ResponseCompletionEvent,
     ResponseReasoningDeltaEvent,
     ResponseReasoningDoneEvent,
+    ResponseUsageEvent,
     server_event,
 )
-from ._response import Response, output_text
+from ._response import Response, ResponseUsage, output_text
 
 __all__ = ["ResponseAccumulator"]
 
@@ -206,11 +206,13 @@ class ResponseAccumulator:
     (``json_schema`` or ``json_object``), ``content.done`` events and the
     response carry ``parsed``.
 
-    Threads: :meth:`feed` and :meth:`end` are called from one thread (the
-    stream's); :meth:`response` may be called from any other, and takes no
-    lock: it only reads, each server payload it copies is never changed once
-    received, the lists it walks only grow, and text is read through
-    :class:`~openai_stream.engine._events.TextBuffer`, whose merges are locked.
+    Threads: it takes no lock of its own. The stream engine holds one lock
+    around every :meth:`feed`, :meth:`end` and :meth:`snapshot`, which is what
+    makes reading the response from another thread mid-stream safe.
+
+    :attr:`finished`, :meth:`snapshot`, :meth:`feed`, :meth:`end` and
+    :meth:`error_from_payload` are the accumulator protocol of
+    :class:`~openai_stream.engine._stream.BaseStream`.
     """
 
     def __init__(self, *, text: Optional[Mapping[str, Any]] = None) -> None:
@@ -332,8 +334,25 @@ class ResponseAccumulator:
         events.append(ResponseCompletionEvent(self.response()))
         return events
 
+    @property
+    def finished(self) -> bool:
+        """The stream engine's name for :attr:`is_complete`: a body may end here."""
+        return self.is_complete
+
+    def snapshot(self) -> Response:
+        """The stream engine's name for :meth:`response`."""
+        return self.response()
+
     def error_from_payload(self, payload: Mapping[str, Any]) -> APIError:
-        """The typed error for an error payload received in the stream, with the response so far."""
+        """The typed error for an error payload received in the stream, with the response so far.
+
+        Takes the Responses API's ``error`` event (``{"type": "error", "code", "message",
+        "param"}``, or with the fields under ``error``), which arrives as an ``event: error``
+        frame, as well as the usual ``{"error": {...}}`` shapes.
+        """
+        if payload.get("type") == "error" and not isinstance(payload.get("error"), Mapping):
+            fields = {k: v for k, v in payload.items() if k not in ("type", "sequence_number")}
+            payload = {"error": fields}
         return error_from_payload(payload, completion=self.response())
 
     def response(self) -> Response:
@@ -421,7 +440,7 @@ class ResponseAccumulator:
             self._close_item(item, events)
         usage = response.get("usage")
         if isinstance(usage, dict):
-            events.append(UsageEvent(usage))
+            events.append(ResponseUsageEvent(ResponseUsage(usage)))
         self._done_sent = True
         events.append(DoneEvent(0, self._finish_reason()))
 
@@ -439,10 +458,7 @@ class ResponseAccumulator:
         )
 
     def _on_error(self, payload: Dict[str, Any], events: List[Any]) -> None:
-        inner = payload.get("error")
-        if not isinstance(inner, dict):
-            inner = {k: v for k, v in payload.items() if k not in ("type", "sequence_number")}
-        events.append(ErrorEvent(error_from_payload({"error": inner}, completion=self.response())))
+        events.append(ErrorEvent(self.error_from_payload(payload)))
 
     def _finish_reason(self) -> Optional[str]:
         snapshot = self._snapshot or {}

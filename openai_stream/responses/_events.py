@@ -11,9 +11,11 @@ Two layers, both emitted for every server event:
   handler written for chat works unchanged: ``content.delta``/``content.done``,
   ``refusal.*``, ``reasoning.*``, ``tool_call.*``, ``usage``, ``done``,
   ``completion``, ``error``. Most are the chat classes themselves
-  (``choice_index`` is always 0); the reasoning events add ``kind`` (which
-  text it was), custom tool calls keep their free-form input as is, and the
-  ``completion`` event carries the :class:`~openai_stream.responses.Response`.
+  (``choice_index`` is always 0); the reasoning events are subclasses that add
+  ``kind`` (which text it was), custom tool calls keep their free-form input as
+  is, ``usage`` carries the response's usage (which also answers to
+  ``prompt_tokens``/``completion_tokens``) and ``completion`` the
+  :class:`~openai_stream.responses.Response`.
 
 The server's top-level ``error`` event shares its name with the high-level
 ``error`` event: it is delivered once, as an ``error`` event whose ``error`` is
@@ -22,11 +24,19 @@ the typed exception (its ``body`` is what the server sent).
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Dict, List, Mapping, NamedTuple, Optional
+from typing import Any, ClassVar, Dict, List, Mapping, Optional, Tuple
 
 from ..chat._completion import APIObject
-from ..engine._events import TextBuffer, ToolCallDeltaEvent, ToolCallDoneEvent
-from ._response import Response, ResponseOutputItem
+from ..engine._events import (
+    Event,
+    ReasoningDeltaEvent,
+    ReasoningDoneEvent,
+    TextBuffer,
+    ToolCallDeltaEvent,
+    ToolCallDoneEvent,
+    _set_values,
+)
+from ._response import Response, ResponseOutputItem, ResponseUsage
 
 __all__ = [
     "ResponseStreamEvent",
@@ -40,6 +50,7 @@ __all__ = [
     "ResponseReasoningDoneEvent",
     "CustomToolCallDeltaEvent",
     "CustomToolCallDoneEvent",
+    "ResponseUsageEvent",
     "ResponseCompletionEvent",
     "SERVER_EVENT_TYPES",
     "RESPONSE_EVENT_TYPES",
@@ -234,42 +245,49 @@ def server_event(data: Mapping[str, Any]) -> ResponseStreamEvent:
 
 
 # --------------------------------------------------------------------------- high-level events
-class _ReasoningDeltaFields(NamedTuple):
-    choice_index: int
-    delta: str
-    buffer: TextBuffer
-    end: int
-    kind: str
+class ResponseReasoningDeltaEvent(ReasoningDeltaEvent):
+    """``reasoning.delta`` of a response: the chat event's fields, plus ``kind``.
 
-
-class ResponseReasoningDeltaEvent(_ReasoningDeltaFields):
-    """``reasoning.delta``: a fragment of reasoning; ``kind`` is ``"reasoning_text"`` (the model's
-    raw reasoning) or ``"reasoning_summary_text"`` (a summary of it). ``snapshot`` is the text of
-    that reasoning part so far. Same fields as the chat stream's event, plus ``kind``."""
+    ``kind`` is ``"reasoning_text"`` (the model's raw reasoning) or
+    ``"reasoning_summary_text"`` (a summary of it); ``snapshot`` is the text of
+    that reasoning part so far.
+    """
 
     __slots__ = ()
-    type: ClassVar[str] = "reasoning.delta"
+    _fields = ("choice_index", "delta", "kind")  # type: ignore[assignment]
+    _values: Tuple[int, str, TextBuffer, int, str]  # type: ignore[assignment]
+
+    def __init__(self, choice_index: int, delta: str, buffer: TextBuffer, end: int, kind: str) -> None:
+        _set_values(self, (choice_index, delta, buffer, end, kind))
 
     @property
-    def snapshot(self) -> str:
-        """The reasoning part's text up to and including this fragment."""
-        return self.buffer.text(self.end)
+    def kind(self) -> str:
+        """Which reasoning this is: ``reasoning_text`` or ``reasoning_summary_text``."""
+        return self._values[4]
 
-    def __repr__(self) -> str:
-        return f"ResponseReasoningDeltaEvent(kind={self.kind!r}, delta={self.delta!r})"
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        return bool(super().__eq__(other) and self._values[4] == other._values[4])
+
+    def __hash__(self) -> int:
+        return hash((super().__hash__(), self._values[4]))
 
 
-class _ReasoningDoneFields(NamedTuple):
-    choice_index: int
-    reasoning: str
-    kind: str
-
-
-class ResponseReasoningDoneEvent(_ReasoningDoneFields):
-    """``reasoning.done``: one reasoning part (raw text or one summary part) is complete."""
+class ResponseReasoningDoneEvent(ReasoningDoneEvent):
+    """``reasoning.done`` of a response: one reasoning part (raw text or one summary part) is complete."""
 
     __slots__ = ()
-    type: ClassVar[str] = "reasoning.done"
+    _fields = ("choice_index", "reasoning", "kind")  # type: ignore[assignment]
+    _values: Tuple[int, str, str]  # type: ignore[assignment]
+
+    def __init__(self, choice_index: int, reasoning: str, kind: str) -> None:
+        _set_values(self, (choice_index, reasoning, kind))
+
+    @property
+    def kind(self) -> str:
+        """Which reasoning this is: ``reasoning_text`` or ``reasoning_summary_text``."""
+        return self._values[2]
 
 
 class CustomToolCallDeltaEvent(ToolCallDeltaEvent):
@@ -284,11 +302,13 @@ class CustomToolCallDeltaEvent(ToolCallDeltaEvent):
     @property
     def partial_arguments(self) -> Any:
         """The custom tool's input so far (plain text: nothing to parse)."""
-        return self.buffer.text(self.end)
+        return self.arguments_snapshot
 
 
 class CustomToolCallDoneEvent(ToolCallDoneEvent):
     """``tool_call.done`` of a custom tool: ``arguments`` and ``parsed_arguments`` are its input text."""
+
+    __slots__ = ()
 
     @property
     def parsed_arguments(self) -> Any:
@@ -296,21 +316,48 @@ class CustomToolCallDoneEvent(ToolCallDoneEvent):
         return self.arguments
 
 
-class _CompletionFields(NamedTuple):
-    completion: Response
+class ResponseUsageEvent(Event):
+    """``usage``: the response's token counts arrived (with its terminal event).
+
+    ``usage`` is the response's :class:`~openai_stream.responses.ResponseUsage`;
+    it also answers to the chat names ``prompt_tokens`` and ``completion_tokens``.
+    """
+
+    __slots__ = ()
+    type: ClassVar[str] = "usage"
+    _fields = ("usage",)
+    _values: Tuple[ResponseUsage]
+
+    def __init__(self, usage: ResponseUsage) -> None:
+        _set_values(self, (usage,))
+
+    @property
+    def usage(self) -> ResponseUsage:
+        """The token counts, as the response's ``usage`` has them."""
+        return self._values[0]
 
 
-class ResponseCompletionEvent(_CompletionFields):
+class ResponseCompletionEvent(Event):
     """``completion``: the stream ended normally; ``completion`` (also ``response``) is the
     :class:`~openai_stream.responses.Response`. Always the last event."""
 
     __slots__ = ()
     type: ClassVar[str] = "completion"
+    _fields = ("completion",)
+    _values: Tuple[Response]
+
+    def __init__(self, completion: Response) -> None:
+        _set_values(self, (completion,))
+
+    @property
+    def completion(self) -> Response:
+        """The final response."""
+        return self._values[0]
 
     @property
     def response(self) -> Response:
         """The final response (the same object as ``completion``)."""
-        return self.completion
+        return self._values[0]
 
 
 RESPONSE_EVENT_TYPES = (

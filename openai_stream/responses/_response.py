@@ -51,13 +51,29 @@ class ResponseOutputItem(APIObject):
 
 
 class ResponseUsage(APIObject):
-    """Token counts: ``input_tokens``, ``output_tokens``, ``total_tokens`` and their details."""
+    """Token counts: ``input_tokens``, ``output_tokens``, ``total_tokens`` and their details.
+
+    ``prompt_tokens`` and ``completion_tokens`` read the same counts under
+    their chat names, so code written for chat usage works unchanged.
+    """
 
     input_tokens: int
     output_tokens: int
     total_tokens: int
     input_tokens_details: Optional[APIObject]
     output_tokens_details: Optional[APIObject]
+
+    @property
+    def prompt_tokens(self) -> Optional[int]:
+        """``input_tokens``, under its chat name."""
+        value: Optional[int] = self._data.get("input_tokens")
+        return value
+
+    @property
+    def completion_tokens(self) -> Optional[int]:
+        """``output_tokens``, under its chat name."""
+        value: Optional[int] = self._data.get("output_tokens")
+        return value
 
 
 class Response(APIObject):

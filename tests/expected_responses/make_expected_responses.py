@@ -230,6 +230,7 @@ class Oracle:
                 self.response_id = new_id
             elif new_id != self.response_id:
                 self.outcome = {"kind": "error", "class": "InvalidStreamDataError", "code": None}
+                self.count("error")
                 return False
             self.snapshot = payload["response"]
         if kind == "error":
