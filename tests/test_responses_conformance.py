@@ -298,3 +298,27 @@ def test_openai_package_crashes_on_llamacpp_streams_where_we_do_not(name: str, o
     expected = expected_for(name)
     out = run_accumulator(name)
     assert out.response.to_dict() == expected["response"]
+
+
+def test_openai_package_needs_response_created_first_where_we_do_not() -> None:
+    """Issue 12: a stream picked up after its first event (a resume with starting_after) is refused
+    by openai-python's ResponseStreamState; the accumulator builds the same text from it."""
+    pytest.importorskip("openai")
+    from openai._models import construct_type_unchecked
+    from openai._types import omit
+    from openai.lib.streaming.responses._responses import ResponseStreamState
+    from openai.types.responses import ResponseStreamEvent as OpenAIEvent
+
+    body = (FIXTURES / "openai-text.sse").read_bytes()
+    payloads = [
+        json.loads(line[len(b"data: ") :]) for line in body.split(b"\n") if line.startswith(b"data: ")
+    ]
+    resumed = payloads[2:]  # after response.created and response.in_progress
+    state: Any = ResponseStreamState(input_tools=omit, text_format=omit)
+    first: Any = construct_type_unchecked(type_=OpenAIEvent, value=resumed[0])  # type: ignore[arg-type]
+    with pytest.raises(RuntimeError, match=r"response\.created"):
+        state.handle_event(first)
+    acc = ResponseAccumulator()
+    for payload in resumed:
+        acc.feed(payload)
+    assert acc.finished and acc.snapshot().output_text == expected_for("openai-text")["output_text"]
