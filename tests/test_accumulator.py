@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 import pytest
@@ -1012,3 +1013,164 @@ def test_text_buffer_read_from_another_thread_while_fragments_arrive(eager_threa
         assert buf.text() == expected, "fragments were lost or doubled"
         assert not wrong, "a read saw text that was never sent"
         assert ends[-1] == len(expected) and buf.text(1234) == expected[:1234]
+
+
+# ------------------------------------------------------------------------ nothing sent is lost (issue 10 §3)
+def test_audio_data_and_transcript_fragments_are_joined_and_id_and_expiry_kept() -> None:
+    # The shape of gpt-4o-audio-preview's stream (openai-node's audio test).
+    _, completion = run(
+        [
+            chunk(choice(audio={"transcript": "hel"})),
+            chunk(choice(role="assistant", content=None, audio={"id": "audio-1", "data": "abc"})),
+            chunk(choice(audio={"transcript": "lo", "data": "def", "expires_at": None})),
+            chunk(choice(audio={"expires_at": 1700000000})),
+            chunk(choice(finish="stop")),
+        ]
+    )
+    message = completion["choices"][0]["message"]
+    assert message["audio"] == {
+        "id": "audio-1",
+        "data": "abcdef",
+        "transcript": "hello",
+        "expires_at": 1700000000,
+    }
+    assert message["content"] is None
+
+
+def _custom_chunks() -> List[Dict[str, Any]]:
+    # openai-node's custom-tool stream: a freeform call, then a function call.
+    head = {"index": 0, "id": "call_custom", "type": "custom", "custom": {"name": "code_exec", "input": ""}}
+    return [
+        chunk(choice(role="assistant", tool_calls=[head])),
+        chunk(choice(tool_calls=[{"index": 0, "custom": {"input": 'print("hel'}}])),
+        chunk(choice(tool_calls=[{"index": 0, "custom": {"input": 'lo")\nreturn 42'}}])),
+        chunk(choice(tool_calls=[call(1, id="call_fn", name="get_weather", arguments="", type="function")])),
+        chunk(choice(tool_calls=[call(1, arguments='{"city":"SF"}')])),
+        chunk(choice(finish="tool_calls")),
+    ]
+
+
+def test_custom_tool_calls_keep_name_and_joined_input_without_a_function_key() -> None:
+    events, completion = run(_custom_chunks())
+    custom_call, function_call = completion["choices"][0]["message"]["tool_calls"]
+    assert custom_call == {
+        "id": "call_custom",
+        "type": "custom",
+        "custom": {"name": "code_exec", "input": 'print("hello")\nreturn 42'},
+    }
+    assert function_call["function"] == {"name": "get_weather", "arguments": '{"city":"SF"}'}
+    deltas = [e for e in events if e.type == "tool_call.delta"]
+    assert [(e.index, e.call_type, e.name, e.arguments_delta) for e in deltas] == [
+        (0, "custom", "code_exec", ""),
+        (0, "custom", "code_exec", 'print("hel'),
+        (0, "custom", "code_exec", 'lo")\nreturn 42'),
+        (1, "function", "get_weather", ""),
+        (1, "function", "get_weather", '{"city":"SF"}'),
+    ]
+    assert deltas[2].arguments_snapshot == 'print("hello")\nreturn 42'
+    done = [e for e in events if e.type == "tool_call.done"]
+    assert [(e.call_type, e.name, e.input) for e in done] == [
+        ("custom", "code_exec", 'print("hello")\nreturn 42'),
+        ("function", "get_weather", None),
+    ]
+    assert done[0].arguments == 'print("hello")\nreturn 42'
+    with pytest.raises(openai_stream.ToolArgumentsError, match="custom tool call"):
+        done[0].parsed_arguments  # noqa: B018
+    assert done[1].parsed_arguments == {"city": "SF"}
+
+
+def test_custom_call_announced_by_type_alone_is_still_custom() -> None:
+    _, completion = run(
+        [
+            chunk(choice(tool_calls=[{"index": 0, "id": "c", "type": "custom", "custom": {"name": "sql"}}])),
+            chunk(choice(tool_calls=[{"index": 0, "custom": {"input": "SELECT 1"}}], finish="tool_calls")),
+        ]
+    )
+    [only] = completion["choices"][0]["message"]["tool_calls"]
+    assert only == {"id": "c", "type": "custom", "custom": {"name": "sql", "input": "SELECT 1"}}
+
+
+def test_thinking_blocks_are_appended_and_a_signature_signs_the_block_before_it() -> None:
+    # LiteLLM's Claude passthrough (its chunk builder test), plus thinking text in two fragments.
+    fragments: List[Dict[str, Any]] = [
+        {"type": "thinking", "thinking": "Step 1 ", "signature": None},
+        {"type": "thinking", "thinking": "analysis...", "signature": None},
+        {"type": "thinking", "thinking": None, "signature": "sig_block1"},
+        {"type": "redacted_thinking", "data": "EuoB...encrypted..."},
+        {"type": "thinking", "thinking": "Step 2 analysis...", "signature": None},
+        {"type": "thinking", "thinking": None, "signature": "sig_block2"},
+    ]
+    sent = [json.loads(json.dumps(f)) for f in fragments]
+    _, completion = run([chunk(choice(thinking_blocks=[f])) for f in sent] + [chunk(choice(finish="stop"))])
+    assert completion["choices"][0]["message"]["thinking_blocks"] == [
+        {"type": "thinking", "thinking": "Step 1 analysis...", "signature": "sig_block1"},
+        {"type": "redacted_thinking", "data": "EuoB...encrypted..."},
+        {"type": "thinking", "thinking": "Step 2 analysis...", "signature": "sig_block2"},
+    ]
+    assert sent == fragments  # the chunks' own dicts were not changed by merging
+
+
+def test_obfuscation_padding_stays_on_the_chunk_and_out_of_the_completion() -> None:
+    first = chunk(choice(content="Hello"), obfuscation="Zx9")
+    events, completion = run([first, chunk(choice(content=" world", finish="stop"), obfuscation="q")])
+    assert "obfuscation" not in completion
+    assert completion["choices"][0]["message"]["content"] == "Hello world"
+    assert events[0].chunk["obfuscation"] == "Zx9"
+
+
+def test_unknown_delta_strings_are_concatenated_and_other_values_keep_the_last() -> None:
+    _, completion = run(
+        [
+            chunk(choice(thought="The ", channel="analysis", meta={"n": 1}, index=0)),
+            chunk(choice(thought="plan.", channel="analysis", meta={"n": 2})),
+            chunk(choice(thought=None, channel="final", meta=None, finish="stop")),
+        ]
+    )
+    message = completion["choices"][0]["message"]
+    assert message["thought"] == "The plan."
+    assert message["channel"] == "final"  # a label repeated whole (Groq), not text
+    assert message["meta"] == {"n": 2}
+
+
+@pytest.mark.parametrize("response_format", [{"type": "json_object"}, {"type": "json_schema"}])
+def test_a_refusal_leaves_parsed_none_on_content_done_and_on_the_message(
+    response_format: Dict[str, Any],
+) -> None:
+    acc = ChatCompletionAccumulator(response_format=response_format)
+    feed_all(acc, [chunk(choice(content='{"city":')), chunk(choice(content='"SF"}', refusal="No."))])
+    events = feed(acc, chunk(choice(finish="stop")))
+    [content_done] = [e for e in events if e.type == "content.done"]
+    assert type(content_done) is openai_stream.ContentDoneEvent
+    assert content_done.parsed is None
+    message = acc.completion().choices[0].message
+    assert message.refusal == "No." and message.parsed is None
+
+
+def test_empty_content_is_kept_as_empty_not_absent() -> None:
+    events, completion = run([chunk(choice(role="assistant", content="")), chunk(choice(finish="stop"))])
+    assert completion["choices"][0]["message"]["content"] == ""
+    assert [(e.type, getattr(e, "content", None)) for e in events if e.type == "content.done"] == [
+        ("content.done", "")
+    ]
+    assert not [e for e in events if e.type == "content.delta"]
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [{"refusal": "No."}, {"tool_calls": [call(0, id="c", name="f", arguments="{}")]}],
+    ids=["refusal", "tool-calls"],
+)
+def test_empty_content_beside_a_refusal_or_tool_calls_gives_no_content_done(extra: Dict[str, Any]) -> None:
+    events, completion = run(
+        [chunk(choice(role="assistant", content="", **extra)), chunk(choice(finish="stop"))]
+    )
+    assert completion["choices"][0]["message"]["content"] == ""
+    assert "content.done" not in kinds(events)
+
+
+@pytest.mark.parametrize("index", ["0", 0.5, True, [0]])
+def test_a_tool_call_index_that_is_not_an_integer_fails_the_stream(index: Any) -> None:
+    acc = ChatCompletionAccumulator()
+    feed(acc, chunk(choice(tool_calls=[call(0, id="a", name="f", arguments="{")])))
+    with pytest.raises(InvalidStreamDataError, match="not an integer"):
+        acc.feed(chunk(choice(tool_calls=[{"index": index, "function": {"arguments": "}"}}])))

@@ -940,3 +940,37 @@ def _object_prefixes(text: str) -> List[Dict[str, Any]]:
         if isinstance(value, dict):
             found.append({"amount": value.get("amount", 0)})
     return found
+
+
+def test_a_custom_tool_call_is_answered_like_an_unknown_tool(
+    server: ReplayServer, client: openai_stream.Client
+) -> None:
+    """A freeform call (type "custom") cannot run here: the model is told, as for an unknown tool."""
+    head = {"index": 0, "id": "call_c", "type": "custom", "custom": {"name": "code_exec", "input": ""}}
+    server.add(
+        ScriptedResponse.from_chunks(
+            [
+                _chunk({"role": "assistant", "tool_calls": [head]}),
+                _chunk({"tool_calls": [{"index": 0, "custom": {"input": "print(1)"}}]}),
+                _chunk({"tool_calls": [_head(1, "call_w", "get_weather", '{"city": "Oslo"}')]}),
+                _chunk({}, "tool_calls"),
+            ]
+        )
+    )
+    server.add(text_round("ok"))
+    runner = client.chat.completions.run_tools(model="m", messages=USER, tools=[get_weather])
+    results: List[ToolResultEvent] = []
+    runner.on("tool.result", results.append)
+    runner.until_done()
+    assistant, custom_result, weather_result = sent_messages(server, 1)[1:]
+    assert assistant["tool_calls"][0] == {
+        "id": "call_c",
+        "type": "custom",
+        "custom": {"name": "code_exec", "input": "print(1)"},
+    }
+    assert custom_result["tool_call_id"] == "call_c"
+    assert custom_result["content"].startswith("Error: ") and "'code_exec'" in custom_result["content"]
+    assert "custom tool" in custom_result["content"] and "get_weather" in custom_result["content"]
+    assert weather_result == {"role": "tool", "tool_call_id": "call_w", "content": "sunny in Oslo"}
+    assert isinstance(results[0].exception, UnknownToolError) and results[0].name == "code_exec"
+    assert results[0].arguments == "print(1)"

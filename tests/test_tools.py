@@ -331,3 +331,41 @@ def test_structured_output_over_http() -> None:
         assert server.requests[0].json["response_format"] == SCHEMA_FORMAT
     assert parsed == [{"name": "Lyon"}]
     assert completion.choices[0].message.parsed == {"name": "Lyon"}
+
+
+def _whole_answer(content: str, finish: str = "stop", refusal: Any = None) -> Dict[str, Any]:
+    """A non-streamed answer, shaped like the API's documented chat.completion object."""
+    message: Dict[str, Any] = {"role": "assistant", "content": content, "refusal": refusal}
+    return {
+        "id": "chatcmpl-1",
+        "object": "chat.completion",
+        "created": 1,
+        "model": "m",
+        "choices": [{"index": 0, "message": message, "finish_reason": finish, "logprobs": None}],
+    }
+
+
+@pytest.mark.parametrize(
+    ("answer", "want"),
+    [
+        (_whole_answer('{"name": "Lyon"}'), {"name": "Lyon"}),
+        (_whole_answer('{"name": "Ly', finish="length"), None),  # cut off: None, as in the stream
+        (_whole_answer(None, refusal="I can't help with that."), None),  # type: ignore[arg-type]
+        (_whole_answer('{"name": "Lyon"}', refusal="No."), None),
+    ],
+    ids=["whole", "cut-off", "refusal", "refusal-with-content"],
+)
+def test_create_fills_parsed_for_a_json_response_format_like_the_stream(
+    answer: Dict[str, Any], want: Any
+) -> None:
+    with ReplayServer([ScriptedResponse.json(answer)] * 2) as server, openai_stream.Client(
+        api_key="sk-test", base_url=server.base_url, max_retries=0, timeout=10
+    ) as client:
+        completion = client.chat.completions.create(
+            model="m", messages=[{"role": "user", "content": "a city"}], response_format=SCHEMA_FORMAT
+        )
+        plain = client.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}])
+    message = completion.choices[0].message
+    assert message.parsed == want
+    assert completion.to_dict()["choices"][0]["message"]["parsed"] == want
+    assert "parsed" not in plain.to_dict()["choices"][0]["message"]  # no response_format: untouched

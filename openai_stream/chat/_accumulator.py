@@ -44,28 +44,45 @@ _DELTA_KEYS = frozenset(
 )
 _TOOL_KEYS = frozenset({"index", "id", "type", "function"})
 _FUNCTION_KEYS = frozenset({"name", "arguments"})
-# Lists that arrive as fragments and are appended; other unknown fields are
-# whole values that providers repeat, so the last non-null one wins.
+_CUSTOM_KEYS = frozenset({"name", "input"})
+# Lists that arrive as fragments and are appended. Any other unknown delta field: a string
+# is a fragment of text, concatenated as OpenAI's own SDKs do; anything else is a whole value
+# that providers repeat, so the last non-null one wins.
 _APPENDED = frozenset({"annotations", "reasoning_details"})
+# Unknown delta strings that are labels repeated whole in every chunk, not text: the last value
+# wins. "index" and "type" as OpenAI's own SDK treats them; "channel" is Groq's (gpt-oss).
+_LABELS = frozenset({"channel", "index", "type"})
+# Fields of delta.audio whose fragments are joined; its other fields (id, expires_at) keep their last value.
+_AUDIO_TEXT = frozenset({"data", "transcript"})
+# Chunk fields that are not part of the answer: OpenAI's per-chunk padding (include_obfuscation).
+_DROPPED = frozenset({"obfuscation"})
+_THINKING_KEYS = frozenset({"type", "thinking", "signature"})
 
 
 class _ToolCall:
-    __slots__ = ("arguments", "done", "extra", "function_extra", "id", "name", "position", "type")
+    __slots__ = ("arguments", "done", "extra", "function_extra", "id", "kind", "name", "position", "type")
 
     def __init__(self, position: int) -> None:
         self.position = position
         self.id: Optional[str] = None
         self.type: Optional[str] = None
         self.name: Optional[str] = None
+        # A function call's arguments, or a custom (freeform) call's input.
         self.arguments = TextBuffer()
         self.extra: Dict[str, Any] = {}
         self.function_extra: Dict[str, Any] = {}
+        self.kind = "function"  # or "custom": the call's fields live under "custom", not "function"
         self.done = False
 
     def to_dict(self) -> Dict[str, Any]:
-        function: Dict[str, Any] = {"name": self.name, "arguments": self.arguments.text()}
-        function.update(self.function_extra)
-        call: Dict[str, Any] = {"id": self.id, "type": self.type or "function", "function": function}
+        if self.kind == "custom":
+            custom: Dict[str, Any] = {"name": self.name, "input": self.arguments.text()}
+            custom.update(self.function_extra)
+            call: Dict[str, Any] = {"id": self.id, "type": self.type or "custom", "custom": custom}
+        else:
+            function: Dict[str, Any] = {"name": self.name, "arguments": self.arguments.text()}
+            function.update(self.function_extra)
+            call = {"id": self.id, "type": self.type or "function", "function": function}
         call.update(self.extra)
         return call
 
@@ -120,7 +137,7 @@ class _Choice:
         if self.function_call is not None:
             message["function_call"] = dict(self.function_call)
         for key, value in self.message_extra.items():
-            message[key] = list(value) if key in _APPENDED else value
+            message[key] = _plain_extra(value)
         choice: Dict[str, Any] = {
             "index": self.index,
             "message": message,
@@ -227,7 +244,7 @@ class ChatCompletionAccumulator:
                 self._fingerprint = fingerprint
         if not _CHUNK_KEYS.issuperset(chunk):
             for key, value in chunk.items():
-                if key not in _CHUNK_KEYS and value is not None:
+                if key not in _CHUNK_KEYS and value is not None and key not in _DROPPED:
                     self._extra[key] = value
         choices = chunk.get("choices")
         if choices is not None:
@@ -296,6 +313,8 @@ class ChatCompletionAccumulator:
                 if buf is None:
                     buf = state.content = TextBuffer()
                 events.append(ContentDeltaEvent(index, content, buf, buf.append(content)))
+            elif state.content is None:
+                state.content = TextBuffer()  # "" sent: the content is empty, not absent
         elif content is not None:
             self._feed_content_parts(state, content, events)
         refusal = delta.get("refusal")
@@ -317,16 +336,37 @@ class ChatCompletionAccumulator:
         if state.role is None and delta.get("role"):
             state.role = delta["role"]
         if not _DELTA_KEYS.issuperset(delta):
-            for key, value in delta.items():
-                if key in _DELTA_KEYS or value is None or key == "function_call":
-                    continue
-                if key in _APPENDED and isinstance(value, list):
-                    state.message_extra.setdefault(key, []).extend(value)
+            self._feed_delta_extra(state, delta)
+
+    def _feed_delta_extra(self, state: _Choice, delta: Dict[str, Any]) -> None:
+        """Delta fields outside the usual few: the slow path, off the common chunk's way."""
+        extra = state.message_extra
+        for key, value in delta.items():
+            if key in _DELTA_KEYS or value is None or key == "function_call":
+                continue
+            current = extra.get(key)
+            if key in _APPENDED and isinstance(value, list):
+                if isinstance(current, list):
+                    current.extend(value)
                 else:
-                    state.message_extra[key] = value
-            function_call = delta.get("function_call")
-            if function_call:
-                self._feed_function_call(state, function_call)
+                    extra[key] = list(value)
+            elif key == "thinking_blocks" and isinstance(value, list):
+                if not isinstance(current, _ThinkingBlocks):
+                    current = extra[key] = _ThinkingBlocks()
+                current.add(value)
+            elif key == "audio" and isinstance(value, dict):
+                if not isinstance(current, _Audio):
+                    current = extra[key] = _Audio()
+                current.add(value)
+            elif isinstance(value, str) and key not in _LABELS:
+                if not isinstance(current, TextBuffer):
+                    current = extra[key] = TextBuffer()
+                current.append(value)
+            else:
+                extra[key] = value
+        function_call = delta.get("function_call")
+        if function_call:
+            self._feed_function_call(state, function_call)
 
     def _append_refusal(self, state: _Choice, text: str, events: List[Event]) -> None:
         buf = state.refusal
@@ -362,10 +402,21 @@ class ChatCompletionAccumulator:
     def _feed_tool_call(self, state: _Choice, fragment: Dict[str, Any], events: List[Event]) -> None:
         function = fragment.get("function") or {}
         name = function.get("name")
+        custom: Optional[Dict[str, Any]] = None
+        if not _TOOL_KEYS.issuperset(fragment) and fragment.get("custom") is not None:
+            # A custom (freeform) tool call: {"type": "custom", "custom": {"name", "input"}}.
+            custom = fragment["custom"]
+            if not isinstance(custom, dict):
+                raise TypeError("'custom' of a tool call is not an object")
+            function = custom
+            name = name or custom.get("name")
         call_id = fragment.get("id")
         position = fragment.get("index")
         call: Optional[_ToolCall]
         if position is not None:
+            if type(position) is not int:
+                # "0" and 0 would silently make two calls of one.
+                raise TypeError(f"tool call index {position!r} is not an integer")
             call = state.calls_by_index.get(position)
             # Ollama sends parallel calls all at index 0, each with its own id and name.
             if call is not None and name and call_id and call.id and call_id != call.id:
@@ -403,15 +454,25 @@ class ChatCompletionAccumulator:
         kind = fragment.get("type")
         if kind and call.type is None:
             call.type = kind
+            if kind == "custom":
+                call.kind = "custom"
+        if custom is not None:
+            call.kind = "custom"
+            arguments = custom.get("input")
+            if arguments is not None:
+                arguments = _text(arguments, "custom input")
+            known = _CUSTOM_KEYS
+        else:
+            arguments = function.get("arguments")
+            known = _FUNCTION_KEYS
         if not _TOOL_KEYS.issuperset(fragment):
             for key, value in fragment.items():
-                if key not in _TOOL_KEYS and value is not None:
+                if key not in _TOOL_KEYS and value is not None and key != "custom":
                     call.extra[key] = value
-        if not _FUNCTION_KEYS.issuperset(function):
+        if not known.issuperset(function):
             for key, value in function.items():
-                if key not in _FUNCTION_KEYS and value is not None:
+                if key not in known and value is not None:
                     call.function_extra[key] = value
-        arguments = function.get("arguments")
         buf = call.arguments
         if arguments:
             if type(arguments) is not str:
@@ -423,7 +484,9 @@ class ChatCompletionAccumulator:
         else:
             return
         events.append(
-            ToolCallDeltaEvent(state.index, call.position, call.id, call.name, arguments or "", buf, end)
+            ToolCallDeltaEvent(
+                state.index, call.position, call.id, call.name, arguments or "", buf, end, call.kind
+            )
         )
 
     def _feed_function_call(self, state: _Choice, fragment: Any) -> None:
@@ -457,7 +520,9 @@ class ChatCompletionAccumulator:
     def _finish_call(self, state: _Choice, call: _ToolCall, events: List[Event]) -> None:
         call.done = True
         events.append(
-            ToolCallDoneEvent(state.index, call.position, call.id, call.name, call.arguments.text())
+            ToolCallDoneEvent(
+                state.index, call.position, call.id, call.name, call.arguments.text(), call.kind
+            )
         )
 
     def _finish(self, state: _Choice, events: List[Event]) -> None:
@@ -465,9 +530,13 @@ class ChatCompletionAccumulator:
         index = state.index
         if state.reasoning is not None:
             events.append(ReasoningDoneEvent(index, state.reasoning.text()))
-        if state.content is not None:
-            done = StructuredContentDoneEvent if self._structured else ContentDoneEvent
-            events.append(done(index, state.content.text()))
+        content = state.content
+        # Empty content beside a refusal or tool calls is a placeholder, not an answer: no content.done.
+        if content is not None and (content.length or (state.refusal is None and not state.calls)):
+            # A refusal replaces the answer: its content is not parsed (parsed is None).
+            structured = self._structured and state.refusal is None
+            done = StructuredContentDoneEvent if structured else ContentDoneEvent
+            events.append(done(index, content.text()))
         if state.refusal is not None:
             events.append(RefusalDoneEvent(index, state.refusal.text()))
         for call in state.calls:
@@ -508,13 +577,122 @@ class ChatCompletionAccumulator:
         data["choices"] = [self._choices[i].to_dict() for i in sorted(self._choices)]
         if self._structured:
             for choice in data["choices"]:
-                message = choice["message"]
-                message["parsed"] = parsed_or_none(message.get("content"))
+                set_parsed(choice["message"])
         data["usage"] = self._usage
         for key, value in self._extra.items():
             if key not in data:
                 data[key] = value
         return ChatCompletion(data)
+
+
+def set_parsed(message: Dict[str, Any]) -> None:
+    """Give the message of a JSON ``response_format`` answer its ``parsed`` content.
+
+    ``None`` when the content is missing or not valid JSON (an answer cut off by
+    ``length``), and when the model refused (a refusal replaces the answer).
+    Streamed and non-streamed answers go through here alike.
+    """
+    message["parsed"] = None if message.get("refusal") else parsed_or_none(message.get("content"))
+
+
+class _Audio:
+    """``delta.audio`` so far: ``data`` and ``transcript`` fragments joined, other fields the last value."""
+
+    __slots__ = ("fields",)
+
+    def __init__(self) -> None:
+        self.fields: Dict[str, Any] = {}
+
+    def add(self, fragment: Dict[str, Any]) -> None:
+        fields = self.fields
+        for key, value in fragment.items():
+            if value is None:
+                continue
+            if key in _AUDIO_TEXT and isinstance(value, str):
+                buf = fields.get(key)
+                if not isinstance(buf, TextBuffer):
+                    buf = fields[key] = TextBuffer()
+                buf.append(value)
+            else:
+                fields[key] = value
+
+    def to_dict(self) -> Dict[str, Any]:
+        return {k: v.text() if isinstance(v, TextBuffer) else v for k, v in self.fields.items()}
+
+
+class _ThinkingBlocks:
+    """``thinking_blocks`` so far (LiteLLM's passthrough of Claude's thinking).
+
+    Blocks are appended like ``reasoning_details``, except that a fragment of
+    thinking text continues the block before it while that block is unsigned
+    thinking, and a fragment carrying only a signature signs the block before
+    it: each block ends up whole with its signature, as Claude needs it back.
+    """
+
+    __slots__ = ("blocks", "open", "texts")
+
+    def __init__(self) -> None:
+        self.blocks: List[Any] = []
+        self.texts: Dict[int, TextBuffer] = {}  # position of a thinking block -> its text
+        self.open: Optional[TextBuffer] = None  # the last block's text while it is unsigned thinking
+
+    def add(self, fragments: List[Any]) -> None:
+        blocks = self.blocks
+        for fragment in fragments:
+            if not isinstance(fragment, dict):
+                blocks.append(fragment)
+                self.open = None
+                continue
+            text = fragment.get("thinking")
+            signature = fragment.get("signature")
+            thinking_only = (
+                fragment.get("type", "thinking") == "thinking"
+                and _THINKING_KEYS.issuperset(fragment)
+                and (text is None or isinstance(text, str))
+            )
+            if thinking_only and self.open is not None:
+                if text:
+                    self.open.append(text)
+                if signature:
+                    blocks[-1]["signature"] = signature
+                    self.open = None
+                continue
+            last = blocks[-1] if blocks else None
+            unsigned = isinstance(last, dict) and not last.get("signature")
+            if thinking_only and not text and signature and unsigned:
+                last["signature"] = signature  # type: ignore[index]
+                continue
+            block = dict(fragment)  # merged into later: never the chunk's own dict
+            self.open = None
+            if block.get("type") == "thinking" and not signature and (text is None or isinstance(text, str)):
+                self.open = self.texts[len(blocks)] = TextBuffer()
+                if text:
+                    self.open.append(text)
+            blocks.append(block)
+
+    def to_list(self) -> List[Any]:
+        out = []
+        for position, block in enumerate(self.blocks):
+            buf = self.texts.get(position)
+            if buf is not None and (buf.length or block.get("thinking") is not None):
+                block = {**block, "thinking": buf.text()}
+            elif isinstance(block, dict):
+                block = dict(block)
+            out.append(block)
+        return out
+
+
+def _plain_extra(value: Any) -> Any:
+    """A message field as the completion shows it (text joined, merged fields built)."""
+    if isinstance(value, TextBuffer):
+        return value.text()
+    if isinstance(value, list):
+        return list(value)
+    if isinstance(value, _Audio):
+        return value.to_dict()
+    if isinstance(value, _ThinkingBlocks):
+        return value.to_list()
+    return value
 
 
 def _is_json_object(text: str) -> bool:

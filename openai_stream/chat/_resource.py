@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Dict, Iterable, Mapping, Optional, Sequence
 
+from ..engine._parsing import wants_json
 from ..errors import InvalidStreamDataError, OpenAIError, error_from_payload, is_error_payload
 from ..transport._http import TimeoutTypes, read_json
+from ._accumulator import set_parsed
 from ._completion import ChatCompletion
 from ._stream import ChatCompletionStream
 
@@ -71,6 +73,13 @@ class Completions:
             raise
         finally:
             response.close()
+        if wants_json(params.get("response_format")):
+            # As the stream does: parsed is the content decoded as JSON, None when the content is
+            # not valid JSON (cut off by max_tokens) or the model refused.
+            for choice in data.get("choices") or ():
+                message = choice.get("message") if isinstance(choice, dict) else None
+                if isinstance(message, dict):
+                    set_parsed(message)
         return ChatCompletion(data)
 
     def stream(

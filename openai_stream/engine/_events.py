@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, ClassVar, Dict, List, Mapping, NoReturn, Optional, Tuple, Union
 
+from ..errors import ToolArgumentsError
 from ._parsing import parse_arguments, parse_partial, parse_structured
 
 if TYPE_CHECKING:
@@ -346,12 +347,14 @@ class ToolCallDeltaEvent(Event):
     """A fragment of a tool call. ``index`` is the call's position in the final list.
 
     The first fragment may carry an empty ``arguments_delta``: it announces the name.
+    For a custom (freeform) tool call, ``call_type`` is ``"custom"`` and
+    ``arguments_delta`` / ``arguments_snapshot`` hold its ``input`` text.
     """
 
     __slots__ = ()
     type: ClassVar[str] = "tool_call.delta"
-    _fields = ("choice_index", "index", "call_id", "name", "arguments_delta")
-    _values: Tuple[int, int, Optional[str], Optional[str], str, TextBuffer, int]
+    _fields = ("choice_index", "index", "call_id", "name", "arguments_delta", "call_type")
+    _values: Tuple[int, int, Optional[str], Optional[str], str, TextBuffer, int, str]
 
     def __init__(
         self,
@@ -362,8 +365,9 @@ class ToolCallDeltaEvent(Event):
         arguments_delta: str,
         buffer: TextBuffer,
         end: int,
+        call_type: str = "function",
     ) -> None:
-        _set_values(self, (choice_index, index, call_id, name, arguments_delta, buffer, end))
+        _set_values(self, (choice_index, index, call_id, name, arguments_delta, buffer, end, call_type))
 
     @property
     def choice_index(self) -> int:
@@ -407,15 +411,20 @@ class ToolCallDeltaEvent(Event):
         values = self._values
         return parse_partial(values[5].text(values[6]))
 
+    @property
+    def call_type(self) -> str:
+        """``"function"``, or ``"custom"`` for a custom (freeform) tool call."""
+        return self._values[7]
+
     def __eq__(self, other: object) -> bool:
         if type(other) is not type(self):
             return NotImplemented
         mine, theirs = self._values, other._values
-        return bool(mine[:5] == theirs[:5] and mine[6] == theirs[6])
+        return bool(mine[:5] == theirs[:5] and mine[6:] == theirs[6:])
 
     def __hash__(self) -> int:
         values = self._values
-        return hash((type(self), values[:5], values[6]))
+        return hash((type(self), values[:5], values[6:]))
 
 
 class ToolCallDoneEvent(Event):
@@ -428,19 +437,40 @@ class ToolCallDoneEvent(Event):
     result (empty arguments count as ``{}``); it raises
     :class:`~openai_stream.ToolArgumentsError`, naming the tool, when
     they are not valid JSON.
+
+    A custom (freeform) tool call has ``call_type`` ``"custom"`` and its text
+    in ``input`` (also in ``arguments``); its ``parsed_arguments`` raises, as
+    the text is not JSON arguments. ``input`` is ``None`` for function calls.
     """
 
     __slots__ = ("_parsed",)
     _parsed: Any
     type: ClassVar[str] = "tool_call.done"
-    _fields = ("choice_index", "index", "call_id", "name", "arguments")
-    _values: Tuple[int, int, Optional[str], Optional[str], str]
+    _fields = ("choice_index", "index", "call_id", "name", "arguments", "call_type")
+    _values: Tuple[int, int, Optional[str], Optional[str], str, str]
 
     def __init__(
-        self, choice_index: int, index: int, call_id: Optional[str], name: Optional[str], arguments: str
+        self,
+        choice_index: int,
+        index: int,
+        call_id: Optional[str],
+        name: Optional[str],
+        arguments: str,
+        call_type: str = "function",
     ) -> None:
-        _set_values(self, (choice_index, index, call_id, name, arguments))
+        _set_values(self, (choice_index, index, call_id, name, arguments, call_type))
         _set_call_parsed(self, _UNSET)
+
+    @property
+    def call_type(self) -> str:
+        """``"function"``, or ``"custom"`` for a custom (freeform) tool call."""
+        return self._values[5]
+
+    @property
+    def input(self) -> Optional[str]:
+        """A custom tool call's freeform input; ``None`` for a function call."""
+        values = self._values
+        return values[4] if values[5] == "custom" else None
 
     @property
     def choice_index(self) -> int:
@@ -473,6 +503,14 @@ class ToolCallDoneEvent(Event):
         value = self._parsed
         if value is _UNSET:
             values = self._values
+            if values[5] == "custom":
+                raise ToolArgumentsError(
+                    f"tool call {values[3]!r} (id {values[2]}) is a custom tool call: its input is "
+                    "freeform text, not JSON arguments; read event.input",
+                    name=values[3],
+                    call_id=values[2],
+                    arguments=values[4],
+                )
             value = parse_arguments(values[4], name=values[3], call_id=values[2])
             _set_call_parsed(self, value)
         return value

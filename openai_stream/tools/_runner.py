@@ -6,6 +6,8 @@ choice 0 whose arguments are a complete JSON object starts that tool on a
 thread pool while later calls still stream (other calls wait for the choice's
 ``done``). Before anything is sent back, every call that ran is checked
 against the final message (:class:`~openai_stream.ToolCallMismatchError`).
+A custom (freeform) tool call cannot be run here: the model gets a tool
+message saying so, as for an unknown tool.
 When the round ends, the assistant message (as received: tool calls,
 reasoning, unknown fields) and one tool message per call, in call order, are
 appended to :attr:`ToolRunner.messages`, and the next round starts. The run
@@ -322,10 +324,9 @@ class ToolRunner(EventEmitter):
         for position, sent in enumerate(calls):
             call = by_index.get(position)
             if call is None:  # a call without tool_call.done: not expected, but never left unanswered
-                function = sent.get("function") or {}
-                event = ToolCallDoneEvent(
-                    0, position, sent["id"], function.get("name"), function.get("arguments") or ""
-                )
+                name, text = _name_and_text(sent)
+                kind = "custom" if sent.get("type") == "custom" else "function"
+                event = ToolCallDoneEvent(0, position, sent["id"], name, text, kind)
                 call = self._start(event, number, executor)
             outcome = self._report(call)
             self._append({"role": "tool", "tool_call_id": call.call_id, "content": outcome.content})
@@ -335,7 +336,10 @@ class ToolRunner(EventEmitter):
 
     def _start(self, event: ToolCallDoneEvent, number: int, executor: ThreadPoolExecutor) -> _Call:
         call_id = event.call_id or _call_id(number, event.index)
-        future = executor.submit(_execute, self._tools, event.name, event.arguments, call_id)
+        if event.call_type == "custom":
+            future = executor.submit(_refuse_custom, self._tools, event.name)
+        else:
+            future = executor.submit(_execute, self._tools, event.name, event.arguments, call_id)
         return _Call(event.index, call_id, event.name, event.arguments, future)
 
     def _start_waiting(
@@ -384,8 +388,7 @@ def _check_executed(started: List[_Call], calls: List[Dict[str, Any]], completio
     """Raise unless every call that ran had exactly the name and arguments of the final message."""
     for call in started:
         sent = calls[call.index] if call.index < len(calls) else None
-        function = (sent.get("function") or {}) if sent is not None else {}
-        final = (function.get("name"), function.get("arguments") or "")
+        final = _name_and_text(sent) if sent is not None else (None, "")
         if sent is None or final != (call.name, call.arguments):
             what = "is missing from" if sent is None else f"has name {final[0]!r}, arguments {final[1]!r} in"
             raise ToolCallMismatchError(
@@ -399,6 +402,15 @@ def _check_executed(started: List[_Call], calls: List[Dict[str, Any]], completio
                 executed_arguments=call.arguments,
                 final_arguments=None if sent is None else final[1],
             )
+
+
+def _name_and_text(call: Mapping[str, Any]) -> tuple[Optional[str], str]:
+    """A tool call's name and text: a function's arguments, or a custom (freeform) call's input."""
+    custom = call.get("custom")
+    if call.get("type") == "custom" and isinstance(custom, dict):
+        return custom.get("name"), custom.get("input") or ""
+    function = call.get("function") or {}
+    return function.get("name"), function.get("arguments") or ""
 
 
 def _reported_twice(
@@ -432,6 +444,16 @@ def _assistant_message(completion: ChatCompletion, number: int) -> Dict[str, Any
         if not call.get("id"):
             call["id"] = _call_id(number, position)
     return message
+
+
+def _refuse_custom(tools: Mapping[str, Tool[Any, Any]], name: Optional[str]) -> _Outcome:
+    """A custom (freeform) tool call: run_tools runs function tools only, so the model is told."""
+    unknown = UnknownToolError(
+        f"{name!r} was called as a custom tool (freeform input), and this runner only runs function "
+        f"tools; the available tools are: {', '.join(tools) or 'none'}",
+        name=name,
+    )
+    return _Outcome(None, unknown, 0.0, f"Error: {unknown}.")
 
 
 def _execute(

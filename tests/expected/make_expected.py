@@ -29,6 +29,7 @@ CHUNK_FIELDS = {"id", "object", "created", "model", "system_fingerprint", "choic
 CHOICE_FIELDS = {"index", "delta", "message", "finish_reason", "logprobs"}
 DELTA_FIELDS = {"role", "content", "refusal", "reasoning_content", "reasoning", "tool_calls", "function_call"}
 APPENDED = {"annotations", "reasoning_details"}
+DROPPED = {"obfuscation"}  # OpenAI's per-chunk padding: not part of the answer (issue 10 §3)
 
 # Mapping of in-stream error payloads (issue 2): numeric code / status_code like HTTP.
 STATUS_CLASS = {
@@ -95,13 +96,25 @@ def read_data_events(path: Path) -> Tuple[List[Tuple[str, str]], bool]:
 
 
 # --------------------------------------------------------------------------- oracle
+class ProtocolError(Exception):
+    """The stream broke a rule: the client raises InvalidStreamDataError."""
+
+
 class Call:
     def __init__(self) -> None:
         self.id: Optional[str] = None
         self.type: Optional[str] = None
         self.name: Optional[str] = None
         self.args: List[str] = []
+        self.custom = False
         self.done = False
+
+
+def whole_object(text: str) -> bool:
+    try:
+        return isinstance(json.loads(text), dict)
+    except ValueError:
+        return False
 
 
 class ChoiceState:
@@ -109,6 +122,7 @@ class ChoiceState:
         self.index = index
         self.role: Optional[str] = None
         self.content: List[str] = []
+        self.content_sent = False  # content "" counts: the content is empty, not absent
         self.refusal: List[str] = []
         self.reasoning: List[str] = []
         self.reasoning_field: Optional[str] = None
@@ -140,7 +154,7 @@ class Oracle:
             if key not in self.first and c.get(key):
                 self.first[key] = c[key]
         for key, value in c.items():
-            if key not in CHUNK_FIELDS and value is not None:
+            if key not in CHUNK_FIELDS and value is not None and key not in DROPPED:
                 self.extra[key] = value
         for ch in c.get("choices") or []:
             self.choice(ch)
@@ -157,6 +171,8 @@ class Oracle:
         st = self.choices.setdefault(i, ChoiceState(i))
         delta = ch.get("delta") or {}
         content = delta.get("content")
+        if isinstance(content, str):
+            st.content_sent = True
         if isinstance(content, str) and content:
             st.content.append(content)
             self.emit("content.delta", i)
@@ -187,8 +203,24 @@ class Oracle:
         for key, value in delta.items():
             if key in DELTA_FIELDS or value is None:
                 continue
+            old = st.message_extra.get(key)
             if key in APPENDED and isinstance(value, list):
-                st.message_extra.setdefault(key, []).extend(value)
+                st.message_extra[key] = (old if isinstance(old, list) else []) + value
+            elif key == "audio" and isinstance(value, dict):
+                # issue 10 §3: data and transcript fragments joined, other fields the last value
+                merged = dict(old) if isinstance(old, dict) else {}
+                for k, v in value.items():
+                    if k in ("data", "transcript") and isinstance(v, str):
+                        merged[k] = (merged.get(k) or "") + v
+                    elif v is not None:
+                        merged[k] = v
+                st.message_extra[key] = merged
+            elif key == "thinking_blocks" and isinstance(value, list):
+                st.message_extra[key] = merge_thinking(old if isinstance(old, list) else [], value)
+            elif isinstance(value, str) and key not in ("channel", "index", "type"):
+                # issue 10 §3: an unknown string field is text, concatenated (labels are not:
+                # index and type as in openai-python, Groq's channel repeated in every chunk)
+                st.message_extra[key] = (old if isinstance(old, str) else "") + value
             else:
                 st.message_extra[key] = value
         for key, value in ch.items():
@@ -207,8 +239,11 @@ class Oracle:
             self.finish(st)
 
     def tool_fragment(self, st: ChoiceState, frag: Dict[str, Any]) -> None:
-        fn = frag.get("function") or {}
+        custom = frag.get("custom")
+        fn = custom if isinstance(custom, dict) else frag.get("function") or {}
         name, cid, idx = fn.get("name"), frag.get("id"), frag.get("index")
+        if idx is not None and type(idx) is not int:
+            raise ProtocolError(f"tool call index {idx!r}")
         call: Optional[Call]
         if idx is not None:
             call = st.by_index.get(idx)
@@ -218,10 +253,15 @@ class Oracle:
             call = next((c for c in st.calls if c.id == cid), None)
         else:
             call = st.calls[-1] if st.calls else None
+        if call is not None and cid and call.id and cid != call.id:
+            call = next((c for c in st.calls if c.id == cid), call)
+        if (call is not None and call.done) or (call is None and st.finished):
+            raise ProtocolError("a fragment for a tool call already done")  # issue 10 §1
         new = call is None
         if call is None:
+            # issue 10 §1: a new call completes the earlier ones whose arguments are a whole object
             for earlier in st.calls:
-                if not earlier.done:
+                if not earlier.done and whole_object("".join(earlier.args)):
                     earlier.done = True
                     self.emit("tool_call.done", st.index, st.calls.index(earlier))
             call = Call()
@@ -232,7 +272,8 @@ class Oracle:
         call.id = call.id or cid or None
         call.type = call.type or frag.get("type") or None
         call.name = call.name or name or None
-        args = fn.get("arguments") or ""
+        call.custom = call.custom or isinstance(custom, dict) or frag.get("type") == "custom"
+        args = (fn.get("input") if isinstance(custom, dict) else fn.get("arguments")) or ""
         if not isinstance(args, str):
             args = json.dumps(args)
         call.args.append(args)
@@ -243,7 +284,7 @@ class Oracle:
         st.finished = True
         if st.reasoning:
             self.emit("reasoning.done", st.index)
-        if st.content:
+        if st.content or (st.content_sent and not st.refusal and not st.calls):
             self.emit("content.done", st.index)
         if st.refusal:
             self.emit("refusal.done", st.index)
@@ -277,7 +318,7 @@ class Oracle:
                     "index": i,
                     "role": st.role or "assistant",
                     "finish_reason": st.finish,
-                    "content": "".join(st.content) if st.content else None,
+                    "content": "".join(st.content) if st.content or st.content_sent else None,
                     "refusal": "".join(st.refusal) if st.refusal else None,
                     "reasoning": {"field": st.reasoning_field, "text": "".join(st.reasoning)}
                     if st.reasoning
@@ -285,7 +326,7 @@ class Oracle:
                     "tool_calls": [
                         {
                             "id": c.id,
-                            "type": c.type or "function",
+                            "type": c.type or ("custom" if c.custom else "function"),
                             "name": c.name,
                             "arguments": "".join(c.args),
                         }
@@ -305,6 +346,31 @@ class Oracle:
             "extra": self.extra,
             "choices": choices,
         }
+
+
+def merge_thinking(blocks: List[Any], fragments: List[Any]) -> List[Any]:
+    """thinking_blocks (issue 10 §3): appended; thinking text continues an unsigned thinking
+    block before it, and a fragment with only a signature signs the block before it."""
+    blocks = [dict(b) if isinstance(b, dict) else b for b in blocks]
+    for frag in fragments:
+        last: Dict[str, Any] = blocks[-1] if blocks and isinstance(blocks[-1], dict) else {}
+        mergeable = (
+            isinstance(frag, dict)
+            and bool(last)
+            and set(frag) <= {"type", "thinking", "signature"}
+            and frag.get("type", "thinking") == "thinking"
+            and not last.get("signature")
+        )
+        if mergeable and last.get("type") == "thinking" and isinstance(frag.get("thinking") or "", str):
+            last["thinking"] = (last.get("thinking") or "") + (frag.get("thinking") or "")
+            if frag.get("signature"):
+                last["signature"] = frag["signature"]
+            continue
+        if mergeable and not frag.get("thinking") and frag.get("signature"):
+            last["signature"] = frag["signature"]
+            continue
+        blocks.append(dict(frag) if isinstance(frag, dict) else frag)
+    return blocks
 
 
 def error_outcome(payload: Dict[str, Any]) -> Dict[str, Any]:
@@ -350,7 +416,18 @@ def run_oracle(path: Path) -> Dict[str, Any]:
         if kind == "error":  # an `event: error` frame is never a chunk
             outcome = error_outcome(payload)
             break
-        oracle.chunk(payload)
+        try:
+            oracle.chunk(payload)
+        except ProtocolError as exc:
+            outcome = {
+                "kind": "error",
+                "class": "InvalidStreamDataError",
+                "status_code": None,
+                "code": None,
+                "message": None,
+                "reason": str(exc),
+            }
+            break
         if payload.get("error") is not None or payload.get("object") == "error":
             outcome = error_outcome(payload)
             break
