@@ -1,4 +1,4 @@
-"""Raw-socket HTTP server for fault injection (resets, stalls, torn chunks).
+"""Raw-socket HTTP server for fault injection (resets, stalls, torn chunks), plain or over TLS.
 
 An HTTP library would hide these faults, so each accepted connection gets its
 request read (head plus Content-Length body) and is then handed to a script::
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import socket
+import ssl
 import struct
 import threading
 import time
@@ -185,8 +186,15 @@ def read_request(conn: socket.socket, limit: int = 1 << 20) -> bytes:
 class FaultServer:
     """Loopback server running ``script`` on each accepted connection's own thread."""
 
-    def __init__(self, script: Handler | Sequence[Handler], *, timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        script: Handler | Sequence[Handler],
+        *,
+        timeout: float = 10.0,
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
         self._scripts: list[Handler] = [script] if callable(script) else list(script)
+        self._tls = tls
         if not self._scripts:
             raise ValueError("need at least one handler")
         self.timeout = timeout
@@ -200,7 +208,7 @@ class FaultServer:
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._sock.bind(("127.0.0.1", 0))
         self.port: int = self._sock.getsockname()[1]
-        self.base_url = f"http://127.0.0.1:{self.port}/v1"
+        self.base_url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}/v1"
         self._acceptor = threading.Thread(target=self._accept_loop, name="FaultServer", daemon=True)
 
     def start(self) -> Self:
@@ -252,6 +260,11 @@ class FaultServer:
         _context.abort = self._abort
         try:
             conn.settimeout(self.timeout)
+            if self._tls is not None:
+                plain = conn
+                conn = self._tls.wrap_socket(conn, server_side=True)  # handshake: a failure is recorded
+                with self._lock:
+                    self._conns[self._conns.index(plain)] = conn
             request = read_request(conn)
             with self._lock:
                 self.requests.append(request)

@@ -358,11 +358,15 @@ class BodyControl:
         with self._lock:
             if self._finished:
                 return
+            raw = self._response.raw
+            if raw.connection is None:
+                # Handed back to the pool (never while _pool is held back): another request may
+                # own it now. urllib3 < 2.5 would shut it down all the same (urllib3 #3581).
+                return
             try:
-                self._response.raw.shutdown()
-            except Exception:  # no socket shutdown recorded (e.g. the response was closed): use the socket
-                if self._sock is not None:
-                    _shutdown(self._sock, socket.SHUT_RD)
+                raw.shutdown()
+            except (ValueError, RuntimeError):  # closed already, or (urllib3 >= 2.5) released
+                pass
 
     def set_timeout(self, seconds: Optional[float]) -> None:
         """Bound the next socket reads to ``seconds`` (None: no limit)."""

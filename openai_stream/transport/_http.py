@@ -16,7 +16,7 @@ import socket
 import ssl
 import threading
 import time
-from typing import Any, Dict, Iterator, Mapping, Optional, Set, Tuple, Union
+from typing import Any, Callable, Dict, Iterator, Mapping, Optional, Set, Tuple, Union
 from urllib.parse import urlsplit
 
 import requests
@@ -437,6 +437,24 @@ def host_of(url: str) -> str:
     return f"{host}:{port}" if port is not None else host
 
 
+def body_reader(response: requests.Response) -> Callable[[int], bytes]:
+    """The ``read1`` that :func:`iter_body` uses: ``http.client``'s when it is safe, else urllib3's.
+
+    ``http.client``'s (the fast path) for a body without Content-Encoding or
+    Content-Length; urllib3's, which decodes and checks the length, otherwise.
+    ``tests/test_canaries.py`` checks that the fast path is taken with the
+    installed urllib3, whose private ``_fp`` it relies on.
+    """
+    raw: Any = response.raw
+    fp = getattr(raw, "_fp", None)
+    encoding = response.headers.get("content-encoding", "").strip().lower()
+    sized = getattr(fp, "length", None) is not None
+    if isinstance(fp, http.client.HTTPResponse) and encoding in ("", "identity") and not sized:
+        return fp.read1
+    raw.decode_content = True
+    return raw.read1  # type: ignore[no-any-return]
+
+
 def iter_body(response: requests.Response) -> Iterator[bytes]:
     """The body's bytes as soon as each piece arrives, with failures mapped to typed errors.
 
@@ -449,15 +467,7 @@ def iter_body(response: requests.Response) -> Iterator[bytes]:
     A body with a Content-Length goes through urllib3, which reports one cut
     short and closes one read to its end (so its connection can be reused).
     """
-    raw: Any = response.raw
-    fp = getattr(raw, "_fp", None)
-    encoding = response.headers.get("content-encoding", "").strip().lower()
-    sized = getattr(fp, "length", None) is not None
-    if fp is not None and hasattr(fp, "read1") and encoding in ("", "identity") and not sized:
-        read = fp.read1
-    else:
-        raw.decode_content = True
-        read = raw.read1
+    read = body_reader(response)
     try:
         while True:
             data = read(READ_SIZE)

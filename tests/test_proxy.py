@@ -1,0 +1,138 @@
+"""Streams through an HTTP forward proxy (``HTTP_PROXY``/``HTTPS_PROXY``, ``NO_PROXY``) on loopback.
+
+Plain HTTP goes as absolute-form requests through the proxy; HTTPS goes through
+a ``CONNECT`` tunnel to a TLS server whose certificate comes from the test CA
+in ``tests/fixtures/tls``. Events are held back by the server until the
+client's handler saw the one before, so a proxy that buffered would hang the
+test instead of passing it.
+"""
+
+from __future__ import annotations
+
+import json
+import ssl
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fault_server import FaultServer, chunk, dripping, head, refuse_port, script, stall
+from proxy_server import ForwardProxy
+
+import openai_stream
+
+TLS = Path(__file__).resolve().parent / "fixtures" / "tls"
+PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy", "no_proxy")
+
+
+def event(content: str, finish: str | None = None) -> bytes:
+    choice = {"index": 0, "delta": {"content": content}, "finish_reason": finish}
+    return b"data: " + json.dumps({"id": "c1", "choices": [choice]}).encode() + b"\n\n"
+
+
+PIECES = [event("one "), event("two "), event("three", "stop"), b"data: [DONE]\n\n"]
+
+
+@pytest.fixture(autouse=True)
+def no_proxy_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in PROXY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
+    monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
+    monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
+
+
+def tls_context() -> ssl.SSLContext:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(TLS / "server.pem")
+    return context
+
+
+def held_stream(hold: threading.Event) -> Any:
+    return script(head(), dripping(PIECES, hold=hold), chunk(b""))
+
+
+def stream_with_hold(client: openai_stream.Client, hold: threading.Event) -> tuple[str, list[str]]:
+    seen: list[str] = []
+    stream = client.chat.completions.stream(model="m", messages=[])
+
+    @stream.on("content.delta")
+    def release(e: Any) -> None:
+        seen.append(e.delta)
+        hold.set()  # the server writes the next event only now
+
+    completion = stream.until_done()
+    return completion.choices[0].message.content or "", seen
+
+
+def test_a_stream_passes_through_an_http_proxy_event_by_event(monkeypatch: pytest.MonkeyPatch) -> None:
+    hold = threading.Event()
+    with FaultServer(held_stream(hold)) as server, ForwardProxy() as proxy:
+        monkeypatch.setenv("HTTP_PROXY", proxy.url)
+        client = openai_stream.Client(api_key="sk-test", base_url=server.base_url, max_retries=0)
+        content, seen = stream_with_hold(client, hold)
+        client.close()
+    assert content == "one two three" and seen == ["one ", "two ", "three"]
+    assert proxy.request_lines == [f"POST {server.base_url}/chat/completions HTTP/1.1"]
+    assert server.requests[0].startswith(b"POST /v1/chat/completions HTTP/1.1\r\n")
+    assert b"authorization: bearer sk-test" in server.requests[0].lower()
+    assert proxy.errors == [] and server.errors == []
+
+
+def test_https_goes_through_a_connect_tunnel_event_by_event(monkeypatch: pytest.MonkeyPatch) -> None:
+    hold = threading.Event()
+    with FaultServer(held_stream(hold), tls=tls_context()) as server, ForwardProxy() as proxy:
+        monkeypatch.setenv("HTTPS_PROXY", proxy.url)
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(TLS / "ca.pem"))
+        client = openai_stream.Client(api_key="sk-test", base_url=server.base_url, max_retries=0)
+        content, seen = stream_with_hold(client, hold)
+        client.close()
+    assert content == "one two three" and seen == ["one ", "two ", "three"]
+    assert len(proxy.request_lines) == 1  # http.client tunnels with HTTP/1.0 or 1.1, by version
+    assert proxy.request_lines[0].startswith(f"CONNECT 127.0.0.1:{server.port} HTTP/1.")
+    assert server.requests[0].startswith(b"POST /v1/chat/completions HTTP/1.1\r\n")
+    assert proxy.errors == [] and server.errors == []
+
+
+def test_no_proxy_sends_the_request_directly(monkeypatch: pytest.MonkeyPatch) -> None:
+    hold = threading.Event()
+    with FaultServer(held_stream(hold)) as server, ForwardProxy() as proxy:
+        monkeypatch.setenv("HTTP_PROXY", proxy.url)
+        monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+        client = openai_stream.Client(api_key="sk-test", base_url=server.base_url, max_retries=0)
+        content, _ = stream_with_hold(client, hold)
+        client.close()
+    assert content == "one two three"
+    assert proxy.connections == 0 and server.connections == 1
+
+
+@pytest.mark.parametrize("scheme", ["http", "https"])
+def test_close_stops_a_stream_through_the_proxy(scheme: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    tls = tls_context() if scheme == "https" else None
+    answer = script(head(), chunk(event("partial ")), stall(30))
+    with FaultServer(answer, tls=tls) as server, ForwardProxy() as proxy:
+        monkeypatch.setenv(f"{scheme.upper()}_PROXY", proxy.url)
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(TLS / "ca.pem"))
+        client = openai_stream.Client(api_key="sk-test", base_url=server.base_url, max_retries=0)
+        stream = client.chat.completions.stream(model="m", messages=[])
+        first = threading.Event()
+        stream.on("content.delta", lambda e: first.set())
+        stream.start()
+        assert first.wait(10)
+        stream.close()
+        with pytest.raises(openai_stream.APIUserAbortError) as info:
+            stream.until_done(timeout=5)
+        assert proxy.client_closed.wait(5)  # the proxy saw the client's connection end
+        client.close()
+    assert info.value.completion is not None
+    assert info.value.completion.choices[0].message.content == "partial "
+    assert len(proxy.request_lines) == 1
+
+
+def test_an_unreachable_proxy_is_named_in_the_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{refuse_port()}")
+    client = openai_stream.Client(api_key="sk-test", base_url="http://127.0.0.1:9/v1", max_retries=0)
+    with pytest.raises(openai_stream.APIConnectionError) as info:
+        client.chat.completions.stream(model="m", messages=[]).until_done()
+    message = str(info.value)
+    assert "proxy" in message and "HTTPS_PROXY / HTTP_PROXY" in message and "sk-test" not in message
