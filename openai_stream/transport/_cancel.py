@@ -359,7 +359,7 @@ class BodyControl:
             if self._finished:
                 return
             raw = self._response.raw
-            if raw.connection is None:
+            if getattr(raw, "connection", ...) is None:
                 # Handed back to the pool (never while _pool is held back): another request may
                 # own it now. urllib3 < 2.5 would shut it down all the same (urllib3 #3581).
                 return
