@@ -38,7 +38,9 @@ from __future__ import annotations
 
 import html
 import re
-from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Sequence, Tuple
+
+from ._headers import Headers
 
 if TYPE_CHECKING:
     from .chat._completion import ChatCompletion
@@ -77,15 +79,41 @@ __all__ = [
 
 
 class OpenAIError(Exception):
-    """Base class of every error openai_stream raises."""
+    """Base class of every error openai_stream raises.
+
+    Every error pickles and copies with its class, message and fields (for
+    process pools). A live HTTP ``response`` is not pickled: it is ``None``
+    on the unpickled copy.
+    """
+
+    def __reduce__(self) -> Tuple[Any, ...]:
+        state = dict(self.__dict__)
+        if state.get("response") is not None:
+            state["response"] = None  # a live connection does not travel between processes
+        return (_rebuild, (type(self), self.args, state))
+
+    def __copy__(self) -> OpenAIError:
+        return _rebuild(type(self), self.args, dict(self.__dict__))
+
+
+def _rebuild(cls: type[OpenAIError], args: Tuple[Any, ...], state: Dict[str, Any]) -> OpenAIError:
+    error = cls.__new__(cls, *args)
+    error.args = args
+    error.__dict__.update(state)
+    return error
 
 
 class APIError(OpenAIError):
     """Something went wrong talking to the API.
 
-    ``body`` is the decoded error payload (or raw text) when the server sent
-    one; ``code``, ``type`` and ``param`` come from it. ``completion`` holds
-    what was streamed before the failure (``None`` when nothing had started).
+    ``body`` is what the server said about the error, shaped as openai-python
+    has it: the inner ``error`` object of an ``{"error": {...}}`` payload, else
+    the decoded payload (or text) itself. ``payload`` is the whole decoded
+    payload. ``code``, ``type`` and ``param`` come from it. ``completion``
+    holds what was streamed before the failure; it is ``None`` when no byte of
+    the body had arrived. ``response`` is the HTTP response (a
+    ``requests.Response``) for an error status, ``None`` for an error sent
+    inside the stream.
     """
 
     def __init__(
@@ -97,34 +125,44 @@ class APIError(OpenAIError):
         type: Optional[str] = None,
         param: Optional[str] = None,
         completion: Any = None,
+        payload: Any = None,
+        response: Any = None,
     ) -> None:
         super().__init__(message)
         self.message = message
         self.body = body
+        self.payload = body if payload is None else payload
         self.code = code
         self.type = type
         self.param = param
         self.completion = completion
+        self.response = response
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.message!r})"
 
 
 class APIStatusError(APIError):
-    """The server answered with an error status, before or inside the stream."""
+    """The server answered with an error status, before or inside the stream.
+
+    ``status_code`` is the HTTP status; for an error sent inside a stream it
+    is the status the payload names (``code: 429``, ``status_code``), else
+    ``None``. ``headers`` are the response's headers, looked up without regard
+    to case (empty inside a stream).
+    """
 
     def __init__(
         self,
         message: str,
         *,
-        status_code: int,
+        status_code: Optional[int],
         headers: Optional[Mapping[str, str]] = None,
         request_id: Optional[str] = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(message, **kwargs)
         self.status_code = status_code
-        self.headers = dict(headers) if headers is not None else {}
+        self.headers: Mapping[str, str] = Headers(headers if headers is not None else {})
         self.request_id = request_id
 
 
@@ -378,6 +416,7 @@ def error_for_status(
     headers: Optional[Mapping[str, str]] = None,
     request_id: Optional[str] = None,
     completion: Any = None,
+    response: Any = None,
 ) -> APIStatusError:
     """Build the typed error for an HTTP error answer (``body``: decoded JSON or text)."""
     fields = _error_fields(body)
@@ -393,11 +432,13 @@ def error_for_status(
         status_code=status_code,
         headers=headers,
         request_id=request_id,
-        body=body,
+        body=_inner_error(body),
+        payload=body,
         code=fields["code"],
         type=fields["type"],
         param=fields["param"],
         completion=completion,
+        response=response,
     )
 
 
@@ -417,7 +458,8 @@ def error_from_payload(
 
     ``where`` completes the message "the server reported an error {where}: ...".
     A numeric code (or ``status_code``) maps like an HTTP status; string codes
-    and types map by name; anything else is a plain :class:`APIError`.
+    and types map by name; anything else is a plain :class:`APIError`. The
+    error's ``status_code`` is the status the payload names, else ``None``.
     """
     fields = _error_fields(payload)
     inner = payload.get("error")
@@ -438,24 +480,32 @@ def error_from_payload(
     if cls is None:
         return APIError(
             message,
-            body=payload,
+            body=_inner_error(payload),
+            payload=payload,
             code=fields["code"],
             type=fields["type"],
             param=fields["param"],
             completion=completion,
         )
-    if status is None:
-        status = _CLASS_STATUS.get(cls, 0)
+    hint = _hint(status if status is not None else _CLASS_STATUS.get(cls, 0))
     return cls(
-        f"{message} ({_hint(status)})",
+        f"{message} ({hint})",
         status_code=status,
         request_id=request_id,
-        body=payload,
+        body=_inner_error(payload),
+        payload=payload,
         code=fields["code"],
         type=fields["type"],
         param=fields["param"],
         completion=completion,
     )
+
+
+def _inner_error(body: Any) -> Any:
+    """What openai-python calls the error's body: the inner ``error`` object, else the whole body."""
+    if isinstance(body, Mapping) and isinstance(body.get("error"), Mapping):
+        return body["error"]
+    return body
 
 
 def _as_status(value: Any) -> Optional[int]:

@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
+from ._headers import Headers
+
 if TYPE_CHECKING:
     from typing_extensions import Self
 
@@ -130,25 +132,6 @@ class ScriptedResponse:
     def content_type(self) -> str:
         """Content-Type sent unless ``headers`` sets one."""
         return "application/json" if isinstance(self.body, (dict, list)) else "text/event-stream"
-
-
-class Headers(Mapping[str, str]):
-    """Read-only header mapping with case-insensitive lookup."""
-
-    def __init__(self, items: Iterable[tuple[str, str]]) -> None:
-        self._items = {name.lower(): (name, value) for name, value in items}
-
-    def __getitem__(self, name: str) -> str:
-        return self._items[name.lower()][1]
-
-    def __iter__(self) -> Iterator[str]:
-        return (name for name, _ in self._items.values())
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-    def __repr__(self) -> str:
-        return f"Headers({dict(self)!r})"
 
 
 @dataclass

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Optional
 
 import pytest
 
@@ -59,8 +59,9 @@ def test_status_mapping(status: int, cls: type[Exception]) -> None:
     assert err.status_code == status
     assert err.request_id == "req_1"
     assert err.headers == {"x-request-id": "req_1"}
+    assert err.headers.get("X-Request-ID") == "req_1"  # case-insensitive
     assert (err.message, err.code, err.type, err.param) == (str(err), "c", "t", "p")
-    assert err.body == body
+    assert err.body == body["error"] and err.payload == body
     assert f"HTTP {status}: boom" in err.message and "req_1" in err.message
 
 
@@ -117,24 +118,24 @@ def test_completion_defaults_to_none() -> None:
         ({"error": {"message": "m", "code": 429}}, openai_stream.RateLimitError, 429),
         ({"error": {"message": "m", "code": "503"}}, openai_stream.InternalServerError, 503),
         ({"error": {"message": "m", "code": 400}}, openai_stream.BadRequestError, 400),
-        ({"error": {"message": "m", "code": "rate_limit_exceeded"}}, openai_stream.RateLimitError, 429),
-        ({"error": {"message": "m", "code": "insufficient_quota"}}, openai_stream.RateLimitError, 429),
-        ({"error": {"message": "m", "type": "requests"}}, openai_stream.RateLimitError, 429),
-        ({"error": {"message": "m", "type": "tokens"}}, openai_stream.RateLimitError, 429),
-        ({"error": {"message": "m", "code": "invalid_api_key"}}, openai_stream.AuthenticationError, 401),
-        ({"error": {"message": "m", "type": "invalid_request_error"}}, openai_stream.BadRequestError, 400),
-        ({"error": {"message": "m", "type": "server_error"}}, openai_stream.InternalServerError, 500),
-        ({"error": {"message": "m", "type": "overloaded_error"}}, openai_stream.InternalServerError, 500),
+        ({"error": {"message": "m", "code": "rate_limit_exceeded"}}, openai_stream.RateLimitError, None),
+        ({"error": {"message": "m", "code": "insufficient_quota"}}, openai_stream.RateLimitError, None),
+        ({"error": {"message": "m", "type": "requests"}}, openai_stream.RateLimitError, None),
+        ({"error": {"message": "m", "type": "tokens"}}, openai_stream.RateLimitError, None),
+        ({"error": {"message": "m", "code": "invalid_api_key"}}, openai_stream.AuthenticationError, None),
+        ({"error": {"message": "m", "type": "invalid_request_error"}}, openai_stream.BadRequestError, None),
+        ({"error": {"message": "m", "type": "server_error"}}, openai_stream.InternalServerError, None),
+        ({"error": {"message": "m", "type": "overloaded_error"}}, openai_stream.InternalServerError, None),
         ({"object": "error", "message": "m", "code": 400}, openai_stream.BadRequestError, 400),  # vLLM
         ({"error": {"message": "m", "status_code": 502}}, openai_stream.InternalServerError, 502),
     ],
 )
-def test_payload_mapping(payload: dict[str, Any], cls: type[Exception], status: int) -> None:
+def test_payload_mapping(payload: dict[str, Any], cls: type[Exception], status: Optional[int]) -> None:
     err = error_from_payload(payload, request_id="req_s")
     assert type(err) is cls
     assert isinstance(err, openai_stream.APIStatusError)
-    assert err.status_code == status
-    assert err.body == payload
+    assert err.status_code == status  # a status the payload names, else None
+    assert err.body == payload.get("error", payload) and err.payload == payload
     assert "inside the stream: m" in err.message
 
 
@@ -145,7 +146,8 @@ def test_payload_mapping(payload: dict[str, Any], cls: type[Exception], status: 
 def test_unknown_payload_is_a_plain_api_error(payload: dict[str, Any]) -> None:
     err = error_from_payload(payload)
     assert type(err) is openai_stream.APIError
-    assert err.body == payload and "m" in err.message
+    inner = payload["error"] if isinstance(payload["error"], dict) else payload
+    assert err.body == inner and err.payload == payload and "m" in err.message
 
 
 def test_payload_numeric_code_wins_over_type() -> None:
@@ -158,3 +160,62 @@ def test_boolean_code_is_not_a_status() -> None:
     assert errors._as_status(99) is None
     assert errors._as_status("600") is None
     assert errors._as_status("404") == 404
+
+
+# --- pickling and copying (process pools) ---------------------------------------------------
+
+
+def _every_error() -> list[Exception]:
+    data = {"id": "c", "choices": [{"index": 0, "message": {"content": "hi"}}]}
+    completion = openai_stream.ChatCompletion(data)
+    status = error_for_status(
+        429, {"error": {"message": "slow", "code": "rate_limit_exceeded"}}, headers={"Retry-After": "2"},
+        request_id="req_1", completion=completion, response=object(),
+    )
+    return [
+        openai_stream.OpenAIError("plain"),
+        openai_stream.APIError("api", body={"message": "m"}, code="c", completion=completion),
+        status,
+        error_from_payload({"error": {"message": "m", "code": 503}}, completion=completion),
+        openai_stream.APIConnectionError("no route"),
+        openai_stream.APITimeoutError("slow"),
+        openai_stream.StreamInterruptedError("cut", completion=completion),
+        openai_stream.APIUserAbortError("closed", completion=completion),
+        openai_stream.EventTooLargeError("big"),
+        openai_stream.InvalidStreamDataError("bad", body="data: x"),
+        openai_stream.ToolArgumentsError("args", name="f", call_id="c1", arguments="{"),
+        openai_stream.StructuredOutputError("json", content="{"),
+        openai_stream.ToolDefinitionError("def"),
+        openai_stream.UnknownToolError("tool", name="nope"),
+        openai_stream.MaxRoundsExceededError(
+            "rounds", messages=[{"role": "user"}], completion=completion, max_rounds=3
+        ),
+        errors.LocalServerError("local"),
+        errors.LocalExtraMissingError("extra"),
+    ]
+
+
+@pytest.mark.parametrize("error", _every_error(), ids=lambda e: type(e).__name__)
+def test_every_error_pickles_and_copies_with_class_message_and_fields(error: Exception) -> None:
+    import copy
+    import pickle
+
+    for clone in (pickle.loads(pickle.dumps(error)), copy.copy(error), copy.deepcopy(error)):
+        assert type(clone) is type(error)
+        assert str(clone) == str(error) and clone.args == error.args
+        for name in ("message", "status_code", "request_id", "code", "body", "payload", "name", "arguments"):
+            assert getattr(clone, name, None) == getattr(error, name, None), name
+        if getattr(error, "completion", None) is not None:
+            assert clone.completion == error.completion  # type: ignore[attr-defined]
+        if isinstance(error, openai_stream.APIStatusError):
+            assert dict(clone.headers) == dict(error.headers)  # type: ignore[attr-defined]
+            assert clone.headers.get("retry-after") == error.headers.get("Retry-After")  # type: ignore[attr-defined]
+
+
+def test_a_pickled_error_leaves_its_live_response_behind() -> None:
+    import copy
+    import pickle
+
+    error = error_for_status(500, "oops", response=object())
+    assert pickle.loads(pickle.dumps(error)).response is None
+    assert copy.copy(error).response is error.response

@@ -266,8 +266,7 @@ class ChatCompletionAccumulator:
                 self._usage = usage
                 events.append(UsageEvent(Usage(usage)))
         if chunk.get("error") is not None or chunk.get("object") == "error":
-            payload = chunk if chunk.get("error") is None else {"error": chunk["error"]}
-            events.append(ErrorEvent(self.error_from_payload(payload)))
+            events.append(ErrorEvent(self.error_from_payload(chunk)))
 
     def error_from_payload(self, payload: Mapping[str, Any]) -> OpenAIError:
         """The typed error for an error payload received in the stream, with the completion so far."""

@@ -7,7 +7,7 @@ attributes and in :meth:`APIObject.to_dict`, so provider extras round-trip.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Dict, List, Mapping, Optional
+from typing import Any, ClassVar, Dict, List, Mapping, Optional, Tuple
 
 __all__ = [
     "APIObject",
@@ -98,6 +98,9 @@ class APIObject:
         return NotImplemented
 
     __hash__ = None  # type: ignore[assignment]
+
+    def __reduce__(self) -> Tuple[type, Tuple[Mapping[str, Any]]]:
+        return (type(self), (self._data,))
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self._data!r})"

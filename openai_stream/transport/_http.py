@@ -350,6 +350,7 @@ class Transport:
             if isinstance(seen, APIError):
                 seen.message = self.redact(seen.message)
                 seen.body = self._redact_value(seen.body)
+                seen.payload = self._redact_value(seen.payload)
                 seen.code = self._redact_value(seen.code)
                 seen.type = self._redact_value(seen.type)
                 seen.param = self._redact_value(seen.param)
@@ -384,7 +385,9 @@ class Transport:
             body = json.loads(text)
         except ValueError:
             pass
-        return error_for_status(response.status_code, body, headers=response.headers, request_id=request_id)
+        return error_for_status(
+            response.status_code, body, headers=response.headers, request_id=request_id, response=response
+        )
 
     def close(self) -> None:
         """Stop every stream still running through this transport, then close every pooled connection.
