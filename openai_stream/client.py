@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Mapping, Optional
+from typing import Any, Callable, Dict, Mapping, Optional, TypeVar
 
 from .chat._resource import Chat
 from .engine._stream import check_idle_timeout
@@ -35,6 +35,12 @@ class Client:
     then logs "Connection pool is full" as it drops the extra). Close the
     client with :meth:`close` or a ``with`` block to release every pooled
     connection.
+
+    ``default_headers`` and ``default_query`` go with every request;
+    ``organization`` and ``project`` (``OPENAI_ORG_ID``, ``OPENAI_PROJECT_ID``)
+    send the ``OpenAI-Organization`` and ``OpenAI-Project`` headers.
+    :meth:`with_options` gives a client with other settings over the same
+    connection pool.
     """
 
     def __init__(
@@ -45,6 +51,9 @@ class Client:
         max_retries: int = 2,
         default_headers: Optional[Mapping[str, str]] = None,
         *,
+        organization: Optional[str] = None,
+        project: Optional[str] = None,
+        default_query: Optional[Mapping[str, Any]] = None,
         max_connections: int = 64,
         max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
         idle_timeout: Optional[float] = None,
@@ -53,6 +62,59 @@ class Client:
             api_key = os.environ.get("OPENAI_API_KEY") or None
         if base_url is None:
             base_url = os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL
+        if organization is None:
+            organization = os.environ.get("OPENAI_ORG_ID") or None
+        if project is None:
+            project = os.environ.get("OPENAI_PROJECT_ID") or None
+        self._settings: Dict[str, Any] = {
+            "api_key": api_key,
+            "base_url": base_url,
+            "timeout": timeout,
+            "max_retries": max_retries,
+            "default_headers": dict(default_headers or {}),
+            "organization": organization,
+            "project": project,
+            "default_query": dict(default_query or {}),
+            "max_connections": max_connections,
+            "max_event_bytes": max_event_bytes,
+            "idle_timeout": idle_timeout,
+        }
+        """What this client was made with (the environment read), for :meth:`with_options`."""
+        self.organization = organization
+        self.project = project
+        headers: Dict[str, str] = {}
+        if organization:
+            headers["OpenAI-Organization"] = organization
+        if project:
+            headers["OpenAI-Project"] = project
+        headers.update(default_headers or {})
+        self._setup(
+            api_key=api_key,
+            base_url=base_url,
+            timeout=timeout,
+            max_retries=max_retries,
+            default_headers=headers,
+            default_query=default_query,
+            max_connections=max_connections,
+            max_event_bytes=max_event_bytes,
+            idle_timeout=idle_timeout,
+        )
+
+    def _setup(
+        self,
+        *,
+        api_key: Optional[str],
+        base_url: str,
+        timeout: TimeoutTypes,
+        max_retries: int,
+        default_headers: Mapping[str, str],
+        default_query: Optional[Mapping[str, Any]],
+        max_connections: int,
+        max_event_bytes: int,
+        idle_timeout: Optional[float],
+        auth: Optional[Callable[[], Mapping[str, str]]] = None,
+    ) -> None:
+        """Check the settings and make the transport and the resources."""
         if not base_url.startswith(("http://", "https://")):
             raise APIConnectionError(
                 f"base_url must start with http:// or https://, got {base_url!r}"
@@ -75,11 +137,59 @@ class Client:
             max_retries=max_retries,
             default_headers=default_headers,
             max_connections=max_connections,
+            default_query=default_query,
+            auth=auth,
         )
         self.chat = Chat(self)
 
     def __repr__(self) -> str:
         return f"<openai_stream.Client base_url={self.base_url!r}>"
+
+    def with_options(
+        self: _C,
+        *,
+        default_headers: Optional[Mapping[str, str]] = None,
+        set_default_headers: Optional[Mapping[str, str]] = None,
+        default_query: Optional[Mapping[str, Any]] = None,
+        set_default_query: Optional[Mapping[str, Any]] = None,
+        **changes: Any,
+    ) -> _C:
+        """A client like this one with some settings changed, sending through the same connection pool.
+
+        ``changes`` are any of the constructor's settings except
+        ``max_connections`` (the pool is shared): ``api_key``, ``base_url``,
+        ``timeout``, ``max_retries``, ``organization``, ``project``,
+        ``max_event_bytes``, ``idle_timeout`` (and an ``AzureClient``'s own).
+        ``default_headers`` and ``default_query`` are added to this client's;
+        ``set_default_headers`` and ``set_default_query`` replace them.
+
+        Closing the new client stops the streams it started and leaves the
+        pool open; closing this client closes the pool and the new client.
+        """
+        settings = dict(self._settings)
+        unknown = sorted(set(changes) - set(settings) - {"max_connections"})
+        if unknown:
+            raise TypeError(
+                f"with_options() got an unexpected keyword argument {unknown[0]!r}; it takes: "
+                f"{', '.join(sorted(set(settings) - {'max_connections'}))}, set_default_headers, "
+                "set_default_query"
+            )
+        if "max_connections" in changes:
+            raise TypeError("with_options() shares the connection pool, so max_connections cannot change")
+        settings.update(changes)
+        settings["default_headers"] = _merged(
+            "headers", settings["default_headers"], default_headers, set_default_headers
+        )
+        settings["default_query"] = _merged(
+            "query", settings["default_query"], default_query, set_default_query
+        )
+        copy = type(self)(**settings)
+        copy._transport.share_pool(self._transport)
+        return copy
+
+    def _route(self, path: str, body: Mapping[str, Any]) -> str:
+        """The path a request goes to, relative to ``base_url`` (a client may route by model: Azure)."""
+        return path
 
     def close(self) -> None:
         """Stop every stream still running on this client and release every pooled connection.
@@ -91,8 +201,24 @@ class Client:
         """
         self._transport.close()
 
-    def __enter__(self) -> Client:
+    def __enter__(self: _C) -> _C:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+_C = TypeVar("_C", bound=Client)
+
+
+def _merged(
+    what: str,
+    current: Mapping[str, Any],
+    more: Optional[Mapping[str, Any]],
+    replace: Optional[Mapping[str, Any]],
+) -> Dict[str, Any]:
+    if more is not None and replace is not None:
+        raise ValueError(f"give default_{what} (added) or set_default_{what} (replacing), not both")
+    if replace is not None:
+        return dict(replace)
+    return {**current, **(more or {})}

@@ -250,6 +250,8 @@ class ReplayServer:
     ) -> None:
         self.repeat_last = repeat_last
         self.requests: list[RecordedRequest] = []
+        self.connections = 0
+        """How many TCP connections it accepted (keep-alive reuse shows as fewer than requests)."""
         self._queue: list[ScriptedResponse] = list(responses or [])
         self._last: ScriptedResponse | None = None
         self._lock = threading.Lock()
@@ -331,6 +333,7 @@ class ReplayServer:
     def _track(self, conn: socket.socket, *, add: bool) -> None:
         with self._lock:
             if add:
+                self.connections += 1
                 self._conns.add(conn)
             else:
                 self._conns.discard(conn)

@@ -152,7 +152,8 @@ def test_closing_a_stream_mid_generation_frees_its_slot(
     for i in range(server.n_parallel):  # occupy every slot with a long answer
         stream = client.chat.completions.stream(
             model=local.MODEL_NAME, messages=[{"role": "user", "content": f"Write a long story number {i}."}],
-            max_tokens=900, temperature=0.7, seed=i, ignore_eos=True,  # llama.cpp: no early stop
+            max_tokens=900, temperature=0.7, seed=i,
+            extra_body={"ignore_eos": True},  # llama.cpp: no early stop
         )
         events = iter(stream)
         while next(events).type != "content.delta":

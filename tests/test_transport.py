@@ -121,7 +121,8 @@ PARAMS: dict[str, Any] = {
     "seed": 7,
     "max_tokens": None,
     "parallel_tool_calls": False,
-    # provider extras
+}
+EXTRAS: dict[str, Any] = {  # provider extras: in extra_body, merged into the body
     "top_k": 40,
     "repetition_penalty": 1.1,
     "provider": {"order": ["a", "b"]},
@@ -135,12 +136,12 @@ def test_every_param_passes_through_unchanged() -> None:
     responses.add(responses.POST, URL, body=SSE_OK, content_type="text/event-stream")
     responses.add(responses.POST, URL, json=COMPLETION)
     client = openai_stream.Client(api_key="sk-test", base_url=BASE)
-    client.chat.completions.stream(model="m", messages=[], **PARAMS).until_done()
-    client.chat.completions.create(model="m", messages=[], **PARAMS)
+    client.chat.completions.stream(model="m", messages=[], **PARAMS, extra_body=EXTRAS).until_done()
+    client.chat.completions.create(model="m", messages=[], **PARAMS, extra_body=EXTRAS)
     streamed = json.loads(responses.calls[0].request.body or b"")
     created = json.loads(responses.calls[1].request.body or b"")
-    assert streamed == {"model": "m", "messages": [], **PARAMS, "stream": True}
-    assert created == {"model": "m", "messages": [], **PARAMS}
+    assert streamed == {"model": "m", "messages": [], **PARAMS, **EXTRAS, "stream": True}
+    assert created == {"model": "m", "messages": [], **PARAMS, **EXTRAS}
 
 
 @responses.activate
@@ -194,9 +195,9 @@ def test_one_session_per_client_is_reused() -> None:
 
 def test_unserializable_body_is_not_retried_and_is_typed(waits: list[float]) -> None:
     client = openai_stream.Client(api_key="sk-test", base_url=f"http://127.0.0.1:{refuse_port()}/v1")
-    with pytest.raises(openai_stream.OpenAIError) as info:
+    with pytest.raises(TypeError) as info:  # refused before anything is sent, naming the parameter
         client.chat.completions.create(model="m", messages=[], temperature=float("nan"))
-    assert "could not be sent" in str(info.value)
+    assert "temperature is nan" in str(info.value)
     assert waits == []
 
 

@@ -7,6 +7,7 @@ attributes and in :meth:`APIObject.to_dict`, so provider extras round-trip.
 
 from __future__ import annotations
 
+import json
 from typing import Any, ClassVar, Dict, List, Mapping, Optional, Tuple
 
 __all__ = [
@@ -112,6 +113,46 @@ class APIObject:
         """A plain, JSON-ready copy of every field, including unknown ones."""
         result: Dict[str, Any] = _plain(self._data)
         return result
+
+    def model_dump(
+        self,
+        *,
+        mode: str = "python",
+        exclude_none: bool = False,
+        exclude_unset: bool = False,
+        by_alias: bool = False,
+    ) -> Dict[str, Any]:
+        """:meth:`to_dict` under the name openai-python's (pydantic) objects give it.
+
+        The data holds exactly the fields the server sent, so ``exclude_unset``
+        changes nothing and ``mode`` is always JSON-ready; ``exclude_none``
+        leaves out every ``null`` field, at any depth.
+        """
+        data = self.to_dict()
+        result: Dict[str, Any] = _without_none(data) if exclude_none else data
+        return result
+
+    def model_dump_json(
+        self,
+        *,
+        indent: Optional[int] = None,
+        exclude_none: bool = False,
+        exclude_unset: bool = False,
+        by_alias: bool = False,
+    ) -> str:
+        """The object as JSON text, as openai-python's ``model_dump_json()`` gives it (UTF-8, compact)."""
+        data = self.model_dump(exclude_none=exclude_none)
+        if indent is None:
+            return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+        return json.dumps(data, ensure_ascii=False, indent=indent)
+
+
+def _without_none(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _without_none(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_none(v) for v in value]
+    return value
 
 
 _DECLARED: Dict[type, frozenset[str]] = {}

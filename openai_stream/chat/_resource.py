@@ -2,20 +2,28 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Dict, Iterable, Mapping, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Optional, Sequence, Union
 
+from .._params import CHAT_COMPLETIONS_PARAMS, REQUEST_OPTIONS, check_params, request_body
 from ..engine._parsing import wants_json
 from ..errors import InvalidStreamDataError, OpenAIError, error_from_payload, is_error_payload
 from ..transport._http import TimeoutTypes, read_json
 from ._accumulator import set_parsed
-from ._completion import ChatCompletion
+from ._completion import APIObject, ChatCompletion
 from ._stream import ChatCompletionStream
 
 if TYPE_CHECKING:
     from ..client import Client
     from ..tools._runner import ToolRunner
 
-__all__ = ["Chat", "Completions"]
+__all__ = ["Chat", "Completions", "MessageParam"]
+
+MessageParam = Union[Mapping[str, Any], APIObject]
+"""A message: a dict as the API documents it, or a message this SDK returned (sent as its JSON)."""
+
+_CREATE_KNOWN = CHAT_COMPLETIONS_PARAMS | REQUEST_OPTIONS
+_STREAM_KNOWN = _CREATE_KNOWN | {"max_event_bytes", "idle_timeout"}
+_RUNNER_KNOWN = _STREAM_KNOWN | {"max_rounds", "max_workers"}
 
 
 class Completions:
@@ -28,32 +36,42 @@ class Completions:
         self,
         *,
         model: str,
-        messages: Iterable[Mapping[str, Any]],
+        messages: Iterable[MessageParam],
         timeout: TimeoutTypes = None,
         max_retries: Optional[int] = None,
-        extra_headers: Optional[Mapping[str, str]] = None,
+        extra_headers: Optional[Mapping[str, Optional[str]]] = None,
+        extra_query: Optional[Mapping[str, Any]] = None,
+        extra_body: Optional[Mapping[str, Any]] = None,
         **params: Any,
     ) -> ChatCompletion:
         """Request a completion without streaming and return it whole.
 
-        Every keyword other than the ones named here is sent in the request body
-        unchanged. An error payload in a 200 answer raises its typed error, as an
-        error status does. For a streamed answer use :meth:`stream`.
+        The keywords are the parameters of the Chat Completions API; any other
+        raises :class:`TypeError` before anything is sent (a provider's own
+        parameters go in ``extra_body``, merged into the body over the named
+        ones). ``extra_headers`` and ``extra_query`` go over the client's
+        headers and query for this request; ``timeout`` and ``max_retries``
+        override the client's. An error payload in a 200 answer raises its
+        typed error, as an error status does. For a streamed answer use
+        :meth:`stream`.
         """
+        check_params(params, _CREATE_KNOWN, method="chat.completions.create")
         if params.get("stream"):
             raise OpenAIError(
                 "create() returns a whole completion; use client.chat.completions.stream(...) "
                 "for a streamed one"
             )
-        body: Dict[str, Any] = {"model": model, "messages": list(messages), **params}
-        transport = self._client._transport
+        body = request_body({"model": model, "messages": _listed(messages), **params}, extra_body)
+        client = self._client
+        transport = client._transport
         response = transport.post(
-            "chat/completions",
+            client._route("chat/completions", body),
             body,
             stream=False,
             timeout=timeout,
             max_retries=max_retries,
             extra_headers=extra_headers,
+            extra_query=extra_query,
         )
         try:
             data = read_json(response, self._client.max_event_bytes)
@@ -86,23 +104,31 @@ class Completions:
         self,
         *,
         model: str,
-        messages: Iterable[Mapping[str, Any]],
+        messages: Iterable[MessageParam],
         timeout: TimeoutTypes = None,
         max_retries: Optional[int] = None,
-        extra_headers: Optional[Mapping[str, str]] = None,
+        extra_headers: Optional[Mapping[str, Optional[str]]] = None,
+        extra_query: Optional[Mapping[str, Any]] = None,
+        extra_body: Optional[Mapping[str, Any]] = None,
         max_event_bytes: Optional[int] = None,
         idle_timeout: Optional[float] = None,
         **params: Any,
     ) -> ChatCompletionStream:
         """Prepare a streamed completion. Nothing is sent until the stream is consumed.
 
-        Every keyword other than the ones named here is sent in the request body
-        unchanged (``tools``, ``n``, ``stream_options``, provider extras...).
-        ``timeout``, ``max_retries`` and ``idle_timeout`` override the client's
-        for this request (``idle_timeout=float("inf")`` lifts the client's limit).
+        The keywords are the parameters of the Chat Completions API (``tools``,
+        ``n``, ``stream_options``...); any other raises :class:`TypeError` at
+        once, and so does a value that cannot be sent as JSON (naming where it
+        is). A provider's own parameters go in ``extra_body``, merged into the
+        body over the named ones. ``extra_headers`` and ``extra_query`` go over
+        the client's for this request; ``timeout``, ``max_retries`` and
+        ``idle_timeout`` override the client's (``idle_timeout=float("inf")``
+        lifts the client's limit).
         """
-        body: Dict[str, Any] = {"model": model, "messages": list(messages), **params}
-        body["stream"] = True
+        check_params(params, _STREAM_KNOWN, method="chat.completions.stream")
+        body = request_body(
+            {"model": model, "messages": _listed(messages), **params, "stream": True}, extra_body
+        )
         client = self._client
         return ChatCompletionStream(
             client._transport,
@@ -112,13 +138,15 @@ class Completions:
             extra_headers=extra_headers,
             max_event_bytes=max_event_bytes or client.max_event_bytes,
             idle_timeout=idle_timeout if idle_timeout is not None else client.idle_timeout,
+            extra_query=extra_query,
+            path=client._route("chat/completions", body),
         )
 
     def run_tools(
         self,
         *,
         model: str,
-        messages: Iterable[Mapping[str, Any]],
+        messages: Iterable[MessageParam],
         tools: Sequence[Any],
         max_rounds: int = 10,
         **params: Any,
@@ -127,11 +155,13 @@ class Completions:
 
         Returns a :class:`~openai_stream.ToolRunner`; nothing is sent
         before its ``until_done()``. Other keywords go to each round's
-        :meth:`stream` call (request parameters, ``timeout``...), except
-        ``max_workers``, the size of the tool thread pool.
+        :meth:`stream` call (request parameters, ``extra_body``,
+        ``timeout``...), except ``max_workers``, the size of the tool thread
+        pool. An unknown keyword raises :class:`TypeError` here.
         """
         from ..tools._runner import ToolRunner
 
+        check_params(params, _RUNNER_KNOWN, method="chat.completions.run_tools")
         return ToolRunner(self, model=model, messages=messages, tools=tools, max_rounds=max_rounds, **params)
 
 
@@ -140,3 +170,10 @@ class Chat:
 
     def __init__(self, client: Client) -> None:
         self.completions = Completions(client)
+
+
+def _listed(messages: Iterable[Any]) -> Any:
+    """The messages as a list (a generator is read once, here); a dict or string is left to be refused."""
+    if isinstance(messages, (Mapping, str, bytes)) or not isinstance(messages, Iterable):
+        return messages
+    return list(messages)

@@ -62,9 +62,11 @@ class ChatCompletionStream(BaseStream[ChatCompletion]):
         *,
         timeout: TimeoutTypes = None,
         max_retries: Optional[int] = None,
-        extra_headers: Optional[Mapping[str, str]] = None,
+        extra_headers: Optional[Mapping[str, Optional[str]]] = None,
         max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
         idle_timeout: Optional[float] = None,
+        extra_query: Optional[Mapping[str, Any]] = None,
+        path: Optional[str] = None,
     ) -> None:
         super().__init__(
             transport,
@@ -75,6 +77,8 @@ class ChatCompletionStream(BaseStream[ChatCompletion]):
             extra_headers=extra_headers,
             max_event_bytes=max_event_bytes,
             idle_timeout=idle_timeout,
+            extra_query=extra_query,
+            path=path,
         )
 
     @property

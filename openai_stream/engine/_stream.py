@@ -143,9 +143,11 @@ class BaseStream(EventEmitter, Generic[R]):
         *,
         timeout: TimeoutTypes = None,
         max_retries: Optional[int] = None,
-        extra_headers: Optional[Mapping[str, str]] = None,
+        extra_headers: Optional[Mapping[str, Optional[str]]] = None,
         max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
         idle_timeout: Optional[float] = None,
+        extra_query: Optional[Mapping[str, Any]] = None,
+        path: Optional[str] = None,
     ) -> None:
         super().__init__()
         check_idle_timeout(idle_timeout)
@@ -156,6 +158,8 @@ class BaseStream(EventEmitter, Generic[R]):
         self._timeout = timeout
         self._max_retries = max_retries
         self._extra_headers = extra_headers
+        self._extra_query = extra_query
+        self._request_path = self._path if path is None else path  # a client may route it (Azure)
         self._max_event_bytes = max_event_bytes
         self._idle_timeout = idle_timeout
         self._accumulator = accumulator
@@ -435,12 +439,13 @@ class BaseStream(EventEmitter, Generic[R]):
             limits = self._request_timeout()
             with bound(self._scope):
                 response = self._transport.post(
-                    self._path,
+                    self._request_path,
                     self._body,
                     stream=True,
                     timeout=limits,
                     max_retries=self._max_retries,
                     extra_headers=self._extra_headers,
+                    extra_query=self._extra_query,
                 )
             self._response = response
             control = self._control = BodyControl(response, limits.read)

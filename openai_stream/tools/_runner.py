@@ -42,7 +42,8 @@ from typing import (
 
 from pyee import EventEmitter
 
-from ..chat._completion import ChatCompletion
+from .._params import to_json
+from ..chat._completion import APIObject, ChatCompletion
 from ..chat._stream import OPENAI_PYTHON_EVENTS, ChatCompletionStream
 from ..engine._events import EVENT_TYPES, DoneEvent, ErrorEvent, ToolCallDoneEvent
 from ..engine._stream import check_event_name
@@ -168,7 +169,7 @@ class ToolRunner(EventEmitter):
         completions: Completions,
         *,
         model: str,
-        messages: Iterable[Mapping[str, Any]],
+        messages: Iterable[Union[Mapping[str, Any], APIObject]],
         tools: Sequence[Union[Tool[Any, Any], Callable[..., Any]]],
         max_rounds: int = 10,
         max_workers: Optional[int] = None,
@@ -193,7 +194,7 @@ class ToolRunner(EventEmitter):
             self._tools[as_tool.name] = as_tool
         self._definitions = [t.definition for t in self._tools.values()]
         self._workers = 1 if params.get("parallel_tool_calls") is False else max_workers
-        self.messages: List[Dict[str, Any]] = [dict(m) for m in messages]
+        self.messages: List[Dict[str, Any]] = [to_json(m, f"messages[{i}]") for i, m in enumerate(messages)]
         """The whole conversation: the messages given, then each round's assistant and tool messages."""
         self.completions: List[ChatCompletion] = []
         """Each round's completion, in order."""

@@ -16,8 +16,9 @@ import socket
 import ssl
 import threading
 import time
-from typing import Any, Callable, Dict, Iterator, Mapping, Optional, Set, Tuple, Union
-from urllib.parse import urlsplit
+import weakref
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Set, Tuple, Union
+from urllib.parse import quote, unquote_plus, urlsplit
 
 import requests
 import urllib3.exceptions
@@ -37,7 +38,7 @@ from ..errors import (
 from ._cancel import Attempt, StreamAdapter, attempting, check_cancelled
 from ._cancel import sleep as _cancellable_sleep
 
-__all__ = ["Timeout", "Transport", "DEFAULT_TIMEOUT", "TimeoutTypes", "read_json"]
+__all__ = ["Timeout", "Transport", "DEFAULT_TIMEOUT", "TimeoutTypes", "read_json", "with_query"]
 
 log = logging.getLogger("openai_stream")
 
@@ -108,6 +109,12 @@ class Transport:
     Retries happen only before a response body starts: on connection errors,
     connect timeouts and the statuses 408, 409, 429 and 5xx, unless the server's
     ``x-should-retry`` header says otherwise.
+
+    ``auth``, when given, returns the credential headers of a request and is
+    called for every attempt (a token provider refreshes there); without it
+    the API key goes in ``Authorization: Bearer``. ``default_query`` is added
+    to every URL. After :meth:`share_pool`, it sends through another
+    transport's connection pool (``client.with_options``).
     """
 
     def __init__(
@@ -119,28 +126,57 @@ class Transport:
         max_retries: int = 2,
         default_headers: Optional[Mapping[str, str]] = None,
         max_connections: int = 64,
+        default_query: Optional[Mapping[str, Any]] = None,
+        auth: Optional[Callable[[], Mapping[str, str]]] = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self._host = host_of(self.base_url)
+        self._api_key = api_key
+        self._auth = auth
+        # The last credentials auth() returned, redacted like the key; replaced whole under
+        # _secrets_lock, read without it.
+        self._auth_secrets: Tuple[str, ...] = ()
+        self._secrets_lock = threading.Lock()
+        self.timeout = as_timeout(timeout)
+        self.max_retries = max_retries
+        self.default_headers = dict(default_headers or {})
+        self.default_query = dict(default_query or {})
+        with_query("", self.default_query)  # a value a URL cannot carry is refused here, not per request
+        # The streams running through this transport, so close() can stop them; _live_lock
+        # guards _live, _shared and closed.
+        self._live: Set[Closeable] = set()
+        self._live_lock = threading.Lock()
+        self.closed = False
+        # The transports sending through this one's pool, weakly: a client made by with_options()
+        # for one call must not live as long as this one.
+        self._shared: weakref.WeakSet[Transport] = weakref.WeakSet()
+        self._pool_owner: Optional[Transport] = None
         # Hosts (as host_of() names them) seen closing a connection right after a streamed body:
         # their streamed connections are not pooled. Only added to and tested, each a single set
         # operation, which is atomic on its own also without the GIL.
         self._closes_after_stream: Set[str] = set()
-        self._api_key = api_key
-        self.timeout = as_timeout(timeout)
-        self.max_retries = max_retries
-        self.default_headers = dict(default_headers or {})
         self.session: requests.Session = _Session()
         # pool_block=False: a thread beyond max_connections opens an extra connection instead of
         # waiting; close() on a stream can reach the connections of this adapter (see _cancel).
         adapter = StreamAdapter(pool_connections=4, pool_maxsize=max_connections, pool_block=False)
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
-        # The streams running through this transport, so close() can stop them; _live_lock
-        # guards _live and closed.
-        self._live: Set[Closeable] = set()
-        self._live_lock = threading.Lock()
-        self.closed = False
+
+    def share_pool(self, owner: Transport) -> None:
+        """Send through ``owner``'s session and connection pool from now on (``client.with_options``).
+
+        Closing this transport then stops its own streams and leaves the pool
+        open; closing ``owner`` closes the pool and this transport too.
+        """
+        own = self.session
+        with owner._live_lock:
+            if owner.closed:
+                raise _closed_error()
+            owner._shared.add(self)
+        self.session = owner.session
+        self._closes_after_stream = owner._closes_after_stream  # a property of the pool's hosts
+        self._pool_owner = owner
+        own.close()  # never used
 
     def track(self, stream: Closeable) -> None:
         """Note a stream that starts; raises :class:`OpenAIError` once the client is closed."""
@@ -154,18 +190,27 @@ class Transport:
         with self._live_lock:
             self._live.discard(stream)
 
-    def headers(self, stream: bool, extra: Optional[Mapping[str, str]]) -> Dict[str, str]:
+    def headers(self, stream: bool, extra: Optional[Mapping[str, Optional[str]]]) -> Dict[str, str]:
         """The headers of one request: defaults, auth, then the caller's extras."""
         headers = {
             "Content-Type": "application/json",
             "Accept": "text/event-stream" if stream else "application/json",
             "User-Agent": f"openai_stream/{__version__}",
         }
-        if self._api_key:
+        if self._auth is not None:
+            credentials = dict(self._auth())
+            self._remember(credentials.values())
+            headers.update(credentials)
+        elif self._api_key:
             headers["Authorization"] = f"Bearer {self._api_key}"
         headers.update(self.default_headers)
         if extra:
-            headers.update(extra)
+            for name, value in extra.items():
+                if value is None:  # None leaves a header out (Authorization for a keyless proxy...)
+                    for present in [h for h in headers if h.lower() == name.lower()]:
+                        del headers[present]
+                else:
+                    headers[name] = value
         return headers
 
     def post(
@@ -176,13 +221,16 @@ class Transport:
         stream: bool,
         timeout: TimeoutTypes = None,
         max_retries: Optional[int] = None,
-        extra_headers: Optional[Mapping[str, str]] = None,
+        extra_headers: Optional[Mapping[str, Optional[str]]] = None,
+        extra_query: Optional[Mapping[str, Any]] = None,
         replayable: bool = True,
     ) -> requests.Response:
         """POST ``body`` as JSON; return a response with a 2xx status or raise a typed error.
 
         ``timeout`` and ``max_retries`` override the client's for this request
         (``None`` keeps the client's; ``Timeout(None)`` waits without limit).
+        ``extra_headers`` go over the client's headers (``None`` leaves one
+        out); ``extra_query`` over its ``default_query``.
         ``replayable=False`` says the request must not be sent twice once it
         was written whole (a Responses request with ``store`` or
         ``background``): a connection failure after that is raised, not
@@ -195,7 +243,7 @@ class Transport:
         """
         if self.closed:
             raise _closed_error()
-        url = f"{self.base_url}/{path.lstrip('/')}"
+        url = with_query(f"{self.base_url}/{path.lstrip('/')}", self.default_query, extra_query)
         retries = self.max_retries if max_retries is None else max_retries
         limits = (as_timeout(timeout) if timeout is not None else self.timeout).as_requests()
         headers = self.headers(stream, extra_headers)
@@ -328,10 +376,25 @@ class Transport:
             "the request; retry it"
         )
 
+    def _remember(self, credentials: Any) -> None:
+        """Keep the last few credential header values that ``auth`` gave, to redact them too."""
+        values = tuple(v for v in credentials if isinstance(v, str) and v not in self._auth_secrets)
+        if values:
+            with self._secrets_lock:
+                self._auth_secrets = (*values, *self._auth_secrets)[:8]
+
+    def _secrets(self) -> Tuple[str, ...]:
+        """The API key and the credentials ``auth`` gave (a Bearer header redacts its token too)."""
+        found: List[str] = [self._api_key] if self._api_key else []
+        for value in self._auth_secrets:
+            found.append(value)
+            if value.startswith("Bearer "):
+                found.append(value[len("Bearer ") :])
+        return tuple(found)
+
     def redact(self, text: str) -> str:
         """``text`` with the API key replaced, for servers and libraries that echo it."""
-        key = self._api_key
-        if key:
+        for key in self._secrets():
             for variant in {key, key.strip()}:
                 if len(variant) >= 4:
                     text = text.replace(variant, REDACTED)
@@ -343,7 +406,7 @@ class Transport:
         For errors built from what a server sent (an error payload inside the
         stream, a quoted bad line or page), which may echo the key.
         """
-        if not self._api_key:
+        if not self._secrets():
             return
         for seen in _chain(error):
             seen.args = tuple(self.redact(a) if isinstance(a, str) else a for a in seen.args)
@@ -392,14 +455,64 @@ class Transport:
     def close(self) -> None:
         """Stop every stream still running through this transport, then close every pooled connection.
 
-        Later requests raise :class:`OpenAIError`.
+        Later requests raise :class:`OpenAIError`. A transport that shares
+        another's pool stops its own streams and leaves the pool open; the
+        pool's owner closes the pool and every transport sharing it.
         """
         with self._live_lock:
             self.closed = True
             live = list(self._live)
+            shared = list(self._shared)
         for stream in live:
             stream.close()
-        self.session.close()
+        for other in shared:
+            other.close()
+        if self._pool_owner is None:
+            self.session.close()
+
+
+def with_query(url: str, *queries: Optional[Mapping[str, Any]]) -> str:
+    """``url`` with the parameters of ``queries`` added, in order.
+
+    A parameter replaces every earlier one of the same name (the URL's own
+    included); ``None`` removes it; a list or tuple repeats it. Values are
+    strings or numbers (``True``/``False`` are sent as ``true``/``false``).
+    The URL's own parameters keep their original encoding.
+    """
+    updates: List[Tuple[str, Any]] = []
+    for query in queries:
+        if query:
+            updates.extend(query.items())
+    if not updates:
+        return url
+    base, _, fragment = url.partition("#")
+    head, _, own = base.partition("?")
+    replaced = {name for name, _ in updates}
+    pieces = [p for p in own.split("&") if p and unquote_plus(p.partition("=")[0]) not in replaced]
+    added: Dict[str, List[str]] = {}
+    for name, value in updates:
+        if not isinstance(name, str):
+            raise TypeError(f"a query parameter name must be a string, not {type(name).__name__}")
+        if value is None:
+            added.pop(name, None)
+            continue
+        values = value if isinstance(value, (list, tuple)) else [value]
+        added[name] = [_query_value(name, v) for v in values]
+    for name, values in added.items():
+        pieces.extend(f"{quote(name, safe='')}={quote(v, safe='')}" for v in values)
+    url = f"{head}?{'&'.join(pieces)}" if pieces else head
+    return f"{url}#{fragment}" if fragment else url
+
+
+def _query_value(name: str, value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (str, int, float)):
+        return str(value)
+    raise TypeError(
+        f"the query parameter {name!r} is a {type(value).__name__}; give a string or a number "
+        "(a list repeats the parameter)"
+    )
 
 
 class Closeable(Protocol):
