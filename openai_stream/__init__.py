@@ -14,6 +14,7 @@ A blocking ``requests`` loop decodes server-sent events, a sans-I/O
 """
 
 from ._version import __version__
+from .azure import AzureClient
 from .chat._accumulator import ChatCompletionAccumulator
 from .chat._completion import (
     APIObject,
@@ -90,6 +91,7 @@ from .transport._sse import ServerSentEvent, SSEDecoder
 __all__ = [
     "__version__",
     "Client",
+    "AzureClient",
     "Chat",
     "Completions",
     "ChatCompletionStream",

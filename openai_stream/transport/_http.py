@@ -243,7 +243,9 @@ class Transport:
         """
         if self.closed:
             raise _closed_error()
-        url = with_query(f"{self.base_url}/{path.lstrip('/')}", self.default_query, extra_query)
+        # An absolute URL is a path a client routed outside base_url (Azure's non-deployment paths).
+        url = path if path.startswith(("http://", "https://")) else f"{self.base_url}/{path.lstrip('/')}"
+        url = with_query(url, self.default_query, extra_query)
         retries = self.max_retries if max_retries is None else max_retries
         limits = (as_timeout(timeout) if timeout is not None else self.timeout).as_requests()
         headers = self.headers(stream, extra_headers)
