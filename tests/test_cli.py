@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Dict, List
 
 import pytest
+from conftest import SSE_FIXTURES
 from fault_server import FaultServer, head, reset, script
 from fault_server import chunk as http_chunk
 
@@ -19,7 +20,7 @@ from openai_stream import ErrorEvent, cli
 from openai_stream.testing import ReplayServer, ScriptedResponse, demo_transcripts, split_sse_events
 
 ROOT = Path(__file__).resolve().parent.parent
-FIXTURES = ROOT / "tests" / "fixtures" / "sse"
+FIXTURES = SSE_FIXTURES
 KEY = "sk-test-cli-0123456789secret"
 
 

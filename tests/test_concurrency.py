@@ -16,14 +16,10 @@ import time
 from typing import Any, Callable, Dict, List, Optional
 
 import pytest
+from conftest import delta
 
 import openai_stream
 from openai_stream.testing import ReplayServer, ScriptedResponse
-
-
-def delta(content: str, finish: Optional[str] = None) -> Dict[str, Any]:
-    choice = {"index": 0, "delta": {"content": content}, "finish_reason": finish}
-    return {"id": "chatcmpl-1", "object": "chat.completion.chunk", "model": "m", "choices": [choice]}
 
 
 def paced(count: int, delay: float) -> ScriptedResponse:

@@ -9,16 +9,16 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 from typing import Any, Callable, Iterator, Set
 
 import pytest
+from conftest import SSE_FIXTURES
 
 import openai_stream
 from openai_stream import EVENT_TYPES, RUNNER_EVENT_TYPES, ChatCompletionAccumulator, SSEDecoder
 from openai_stream.engine._stream import BaseStream
 
-FIXTURES = Path(__file__).parent / "fixtures" / "sse"
+FIXTURES = SSE_FIXTURES
 USER = [{"role": "user", "content": "hi"}]
 
 

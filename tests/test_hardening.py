@@ -12,19 +12,15 @@ from __future__ import annotations
 import json
 import socket
 import threading
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List
 
 import pytest
 import requests
+from conftest import delta
 
 import openai_stream
 from openai_stream.testing import ReplayServer, ScriptedResponse
 from openai_stream.transport._http import Transport
-
-
-def delta(content: str, finish: Optional[str] = None) -> Dict[str, Any]:
-    choice = {"index": 0, "delta": {"content": content}, "finish_reason": finish}
-    return {"id": "chatcmpl-1", "object": "chat.completion.chunk", "model": "m", "choices": [choice]}
 
 
 def data(payload: Dict[str, Any]) -> bytes:

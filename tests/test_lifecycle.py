@@ -15,17 +15,13 @@ from collections.abc import Iterator
 from typing import Any, Callable
 
 import pytest
+from conftest import delta
 from fault_server import FaultServer, chunk, head, raw, script, sse, stall
 
 import openai_stream
 from openai_stream.testing import ReplayServer, ScriptedResponse
 
 STOPPED_WITHIN = 3.0  # the promise is 1 s; leave room for slow CI machines
-
-
-def delta(content: str, finish: str | None = None) -> dict[str, Any]:
-    choice: dict[str, Any] = {"index": 0, "delta": {"content": content}, "finish_reason": finish}
-    return {"id": "chatcmpl-1", "object": "chat.completion.chunk", "model": "m", "choices": [choice]}
 
 
 FIRST = sse(delta("Hel"))

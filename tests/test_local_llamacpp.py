@@ -19,13 +19,14 @@ from typing import Any, Dict, Iterator, List, Optional
 
 import pytest
 import requests
+from conftest import SSE_FIXTURES
 
 import openai_stream
 from openai_stream import cli, local
 from openai_stream.testing import ReplayServer, ScriptedResponse
 
 ROOT = Path(__file__).resolve().parent.parent
-FIXTURES = ROOT / "tests" / "fixtures" / "sse"
+FIXTURES = SSE_FIXTURES
 USER = [{"role": "user", "content": "Name three colors."}]
 
 

@@ -37,13 +37,6 @@ KEEP_ALIVE = {"Connection": "keep-alive", "Keep-Alive": "timeout=5, max=100"}
 RESENT = "sending again at once on a new connection"
 
 
-@pytest.fixture
-def waits(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """Record retry waits instead of sleeping."""
-    recorded: list[float] = []
-    monkeypatch.setattr(transport, "_sleep", recorded.append)
-    return recorded
-
 
 @pytest.fixture
 def debug_log(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:

@@ -16,7 +16,6 @@ import pytest
 from fault_server import FaultServer, chunk, close, head, raw, refuse_port, reset, script, sse, stall
 
 import openai_stream
-from openai_stream.transport import _http as transport
 
 
 def delta(content: str, finish: str | None = None, index: int = 0) -> dict[str, Any]:
@@ -30,12 +29,6 @@ HELLO = sse(delta("Hel")) + sse(delta("lo"))
 FINISH = sse(delta("", "stop"))
 DONE = b"data: [DONE]\n\n"
 
-
-@pytest.fixture
-def waits(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    recorded: list[float] = []
-    monkeypatch.setattr(transport, "_sleep", recorded.append)
-    return recorded
 
 
 def run(server: FaultServer, **kwargs: Any) -> openai_stream.ChatCompletion:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import pytest
+from conftest import SSE_FIXTURES
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
@@ -24,7 +25,7 @@ from openai_stream import (
 )
 from openai_stream.testing import ReplayServer, ScriptedResponse
 
-FIXTURES = Path(__file__).parent / "fixtures" / "sse"
+FIXTURES = SSE_FIXTURES
 WAIT = 10.0  # bound for every wait on an event that must happen
 
 Call = Tuple[Optional[str], str, str]  # (id, name, arguments)

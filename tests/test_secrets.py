@@ -17,7 +17,6 @@ import pytest
 from fault_server import FaultServer, chunk, head, raw, refuse_port, reset, script, sse, stall
 
 import openai_stream
-from openai_stream.transport import _http as transport
 
 KEY = "sk-proj-SECRET-4f9a8b7c6d5e"
 
@@ -45,12 +44,6 @@ ECHO_401 = answer(
     {"x-request-id": "req_401"},
 )
 
-
-@pytest.fixture
-def waits(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    recorded: list[float] = []
-    monkeypatch.setattr(transport, "_sleep", recorded.append)
-    return recorded
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import requests
 import urllib3
+from conftest import SSE_FIXTURES
 from fault_server import (
     FaultServer,
     chunk,
@@ -36,7 +37,7 @@ from openai_stream.testing import (
 )
 from openai_stream.testing import replay_server as replay_server_fixture  # noqa: F401 - registers the fixture
 
-SSE_FILES = sorted((Path(__file__).parent / "fixtures" / "sse").glob("*.sse"))
+SSE_FILES = sorted(SSE_FIXTURES.glob("*.sse"))
 EVENTS = [b'data: {"a": 1}\n\n', b'data: {"b": 2}\n\n', b"data: [DONE]\n\n"]
 TIMEOUT = (2.0, 5.0)
 

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, List
 
 import pytest
+from conftest import SSE_FIXTURES
 
 import openai_stream
 from openai_stream import EVENT_TYPES
 from openai_stream.testing import ReplayServer, ScriptedResponse
 
-FIXTURES = Path(__file__).parent / "fixtures" / "sse"
+FIXTURES = SSE_FIXTURES
 
 
 def transcript(name: str) -> ScriptedResponse:

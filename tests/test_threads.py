@@ -15,18 +15,14 @@ from pathlib import Path
 from typing import Any, Callable
 
 import pytest
+from conftest import SSE_FIXTURES, delta
 from fault_server import FaultServer, chunk, head, sse
 
 import openai_stream
 from openai_stream.testing import ReplayServer, ScriptedResponse, demo_server
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures" / "sse"
+FIXTURES = SSE_FIXTURES
 LINUX_PROC = os.path.isdir("/proc/self/fd") and os.path.exists("/proc/net/tcp")
-
-
-def delta(content: str, finish: str | None = None, index: int = 0) -> dict[str, Any]:
-    choice: dict[str, Any] = {"index": index, "delta": {"content": content}, "finish_reason": finish}
-    return {"id": "chatcmpl-1", "object": "chat.completion.chunk", "model": "m", "choices": [choice]}
 
 
 def long_stream(deltas: int, *, choices: int = 1, delay: float = 0.0) -> ScriptedResponse:

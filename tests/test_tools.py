@@ -5,10 +5,10 @@ from __future__ import annotations
 import inspect
 import json
 import threading
-from pathlib import Path
 from typing import Any, Dict, List, Literal
 
 import pytest
+from conftest import SSE_FIXTURES
 
 import openai_stream
 from openai_stream import (
@@ -27,7 +27,7 @@ from openai_stream.engine._events import TextBuffer
 from openai_stream.engine._parsing import parse_partial
 from openai_stream.testing import ReplayServer, ScriptedResponse, split_sse_events
 
-FIXTURES = Path(__file__).parent / "fixtures" / "sse"
+FIXTURES = SSE_FIXTURES
 
 
 @tool

@@ -33,13 +33,6 @@ COMPLETION = {
 }
 
 
-@pytest.fixture
-def waits(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """Record retry waits instead of sleeping."""
-    recorded: list[float] = []
-    monkeypatch.setattr(transport, "_sleep", recorded.append)
-    return recorded
-
 
 @pytest.fixture(autouse=True)
 def no_env(monkeypatch: pytest.MonkeyPatch) -> None:
