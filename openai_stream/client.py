@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Callable, Dict, Mapping, Optional, TypeVar
+from typing import Any, Callable, Dict, Mapping, Optional, TypeVar, Union
 
 from .chat._resource import Chat
 from .engine._stream import check_idle_timeout
 from .errors import APIConnectionError
-from .transport._http import DEFAULT_TIMEOUT, TimeoutTypes, Transport, as_timeout
+from .transport._http import (
+    DEFAULT_TIMEOUT,
+    TimeoutTypes,
+    Transport,
+    as_timeout,
+    check_base_url,
+    check_max_event_bytes,
+)
 from .transport._sse import DEFAULT_MAX_EVENT_BYTES
 
 __all__ = ["Client"]
@@ -41,6 +48,12 @@ class Client:
     send the ``OpenAI-Organization`` and ``OpenAI-Project`` headers.
     :meth:`with_options` gives a client with other settings over the same
     connection pool.
+
+    ``verify`` is how TLS certificates are checked: ``True`` (the default
+    CAs, or the bundle named by ``REQUESTS_CA_BUNDLE``), the path of a PEM
+    file or directory of CA certificates to trust (for a server with a private
+    or self-signed CA; it wins over the environment), or ``False`` to skip the
+    check. A user name or password in ``base_url`` is refused.
     """
 
     def __init__(
@@ -57,11 +70,13 @@ class Client:
         max_connections: int = 64,
         max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
         idle_timeout: Optional[float] = None,
+        verify: Union[bool, str, None] = None,
     ) -> None:
         if api_key is None:
             api_key = os.environ.get("OPENAI_API_KEY") or None
         if base_url is None:
             base_url = os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL
+        check_base_url(base_url)  # before any message quotes it
         if organization is None:
             organization = os.environ.get("OPENAI_ORG_ID") or None
         if project is None:
@@ -78,6 +93,7 @@ class Client:
             "max_connections": max_connections,
             "max_event_bytes": max_event_bytes,
             "idle_timeout": idle_timeout,
+            "verify": verify,
         }
         """What this client was made with (the environment read), for :meth:`with_options`."""
         self.organization = organization
@@ -98,6 +114,7 @@ class Client:
             max_connections=max_connections,
             max_event_bytes=max_event_bytes,
             idle_timeout=idle_timeout,
+            verify=verify,
         )
 
     def _setup(
@@ -113,8 +130,10 @@ class Client:
         max_event_bytes: int,
         idle_timeout: Optional[float],
         auth: Optional[Callable[[], Mapping[str, str]]] = None,
+        verify: Union[bool, str, None] = None,
     ) -> None:
         """Check the settings and make the transport and the resources."""
+        check_base_url(base_url)  # before any message quotes it
         if not base_url.startswith(("http://", "https://")):
             raise APIConnectionError(
                 f"base_url must start with http:// or https://, got {base_url!r}"
@@ -124,6 +143,7 @@ class Client:
         if max_connections < 1:
             raise ValueError("max_connections must be 1 or more")
         check_idle_timeout(idle_timeout)
+        check_max_event_bytes(max_event_bytes)
         self.base_url = base_url.rstrip("/")
         self.timeout = as_timeout(timeout)
         self.max_retries = max_retries
@@ -139,6 +159,7 @@ class Client:
             max_connections=max_connections,
             default_query=default_query,
             auth=auth,
+            verify=verify,
         )
         self.chat = Chat(self)
 

@@ -20,6 +20,7 @@ from fault_server import FaultServer, chunk, head, sse
 
 import openai_stream
 from openai_stream.testing import ReplayServer, ScriptedResponse, demo_server
+from openai_stream.transport._deadline import THREAD_NAME as WATCHDOG
 
 FIXTURES = SSE_FIXTURES
 LINUX_PROC = os.path.isdir("/proc/self/fd") and os.path.exists("/proc/net/tcp")
@@ -80,7 +81,8 @@ def requested(server: ReplayServer, count: int) -> bool:
 
 
 def stream_threads() -> list[threading.Thread]:
-    return [t for t in threading.enumerate() if t.name.startswith("openai_stream")]
+    # The transport's process-wide watchdog (deadlines on response headers) is not a stream's.
+    return [t for t in threading.enumerate() if t.name.startswith("openai_stream") and t.name != WATCHDOG]
 
 
 # listeners from other threads

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Mapping, Optional, Sequence, Un
 from .._params import CHAT_COMPLETIONS_PARAMS, REQUEST_OPTIONS, check_params, request_body
 from ..engine._parsing import wants_json
 from ..errors import InvalidStreamDataError, OpenAIError, error_from_payload, is_error_payload
-from ..transport._http import TimeoutTypes, read_json
+from ..transport._http import TimeoutTypes, check_max_event_bytes, read_json
 from ._accumulator import set_parsed
 from ._completion import APIObject, ChatCompletion
 from ._stream import ChatCompletionStream
@@ -136,7 +136,9 @@ class Completions:
             timeout=timeout,
             max_retries=max_retries,
             extra_headers=extra_headers,
-            max_event_bytes=max_event_bytes or client.max_event_bytes,
+            max_event_bytes=(
+                client.max_event_bytes if max_event_bytes is None else check_max_event_bytes(max_event_bytes)
+            ),
             idle_timeout=idle_timeout if idle_timeout is not None else client.idle_timeout,
             extra_query=extra_query,
             path=client._route("chat/completions", body),

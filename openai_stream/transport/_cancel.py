@@ -21,10 +21,11 @@ another request has taken from the pool.
 
 from __future__ import annotations
 
+import http.client
 import socket
 import threading
 import time
-from typing import Any, Optional
+from typing import Any, Optional, Tuple
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -32,6 +33,7 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from ..errors import APIUserAbortError
+from ._deadline import arm, disarm
 
 __all__ = [
     "Attempt",
@@ -180,6 +182,32 @@ def check_cancelled() -> None:
         scope.check()
 
 
+def _headers_timeout(seconds: Any) -> socket.timeout:
+    # socket.timeout: urllib3 reports it as a read timeout, like a single read that timed out.
+    return socket.timeout(f"the response headers did not all arrive within the read timeout ({seconds:g} s)")
+
+
+# More interim (1xx) answers than this before the final one: the server is not speaking HTTP.
+_MAX_INTERIM_ANSWERS = 100
+
+
+class _Response(http.client.HTTPResponse):
+    """``http.client``'s response, skipping interim answers (102 Processing, 103 Early Hints).
+
+    ``http.client`` skips only ``100 Continue``, so a ``103 Early Hints``
+    would be taken for the answer, with an empty body. ``101`` is a protocol
+    switch, a final answer here.
+    """
+
+    def _read_status(self) -> Tuple[str, int, str]:
+        for _ in range(_MAX_INTERIM_ANSWERS):
+            version, status, reason = super()._read_status()  # type: ignore[misc]
+            if not (100 <= status < 200) or status == 101:
+                return version, status, reason
+            http.client.parse_headers(self.fp)  # the interim answer's headers; the final one follows
+        raise http.client.HTTPException(f"more than {_MAX_INTERIM_ANSWERS} interim (1xx) answers in a row")
+
+
 class _Tracked:
     """Mixin: a connection that reports to the current thread's :class:`CancelScope` and :class:`Attempt`.
 
@@ -194,6 +222,7 @@ class _Tracked:
     _os_uses = 0
     after_stream = False
     keep_after_stream = True
+    response_class: Any = _Response
 
     def connect(self) -> None:
         scope = _current()
@@ -235,10 +264,19 @@ class _Tracked:
             attempt.sent = True
 
     def getresponse(self) -> Any:
+        # The read timeout bounds the whole wait for the headers, not only each read of it.
+        timeout = getattr(self, "timeout", None)
+        sock = getattr(self, "sock", None)
+        deadline = arm(timeout, sock) if isinstance(timeout, (int, float)) and sock is not None else None
         try:
-            return super().getresponse()  # type: ignore[misc]
+            response = super().getresponse()  # type: ignore[misc]
         except BaseException as exc:
             attempt = _attempt()
+            if deadline is not None and disarm(deadline) and not isinstance(exc, socket.timeout):
+                error = _headers_timeout(timeout)
+                if attempt is not None:
+                    attempt.failed("wait", error)
+                raise error from exc
             if attempt is not None:
                 attempt.failed("wait", exc)
             raise
@@ -246,6 +284,10 @@ class _Tracked:
             scope = _current()
             if scope is not None:
                 scope.detach(self)  # type: ignore[arg-type]
+        if deadline is not None and disarm(deadline):  # the headers came just as the socket was shut
+            response.close()
+            raise _headers_timeout(timeout)
+        return response
 
 
 class _TrackedHTTPConnection(_Tracked, HTTPConnection):

@@ -11,13 +11,16 @@ import email.utils
 import http.client
 import json
 import logging
+import math
+import os
 import random
 import socket
 import ssl
 import threading
 import time
+import unicodedata
 import weakref
-from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Set, Tuple, Union
+from typing import Any, Callable, Dict, Iterator, List, Mapping, MutableMapping, Optional, Set, Tuple, Union
 from urllib.parse import quote, unquote_plus, urlsplit
 
 import requests
@@ -37,8 +40,18 @@ from ..errors import (
 )
 from ._cancel import Attempt, StreamAdapter, attempting, check_cancelled
 from ._cancel import sleep as _cancellable_sleep
+from ._fork import generation as fork_generation
 
-__all__ = ["Timeout", "Transport", "DEFAULT_TIMEOUT", "TimeoutTypes", "read_json", "with_query"]
+__all__ = [
+    "Timeout",
+    "Transport",
+    "DEFAULT_TIMEOUT",
+    "TimeoutTypes",
+    "check_max_event_bytes",
+    "endpoint_url",
+    "read_json",
+    "with_query",
+]
 
 log = logging.getLogger("openai_stream")
 
@@ -48,8 +61,19 @@ MAX_BACKOFF = 8.0
 READ_SIZE = 65536
 MAX_ERROR_BODY = 1024 * 1024
 REDACTED = "<redacted API key>"
-# Headers that carry credentials: dropped when a redirect leaves the original host.
-_CREDENTIAL_HEADERS = ("Authorization", "api-key", "x-api-key")
+# The only headers a redirect to another host keeps: the ones this client sets on every request
+# (and the framing ones requests manages). Everything the caller set may be a credential.
+_KEPT_ACROSS_HOSTS = frozenset(
+    [
+        "accept",
+        "accept-encoding",
+        "connection",
+        "content-length",
+        "content-type",
+        "transfer-encoding",
+        "user-agent",
+    ]
+)
 # Failures to build the request: retrying cannot help.
 _REQUEST_BUILD_ERRORS = (
     requests.exceptions.InvalidJSONError,
@@ -61,10 +85,13 @@ _sleep = _cancellable_sleep  # module-level so tests can record waits; a stream'
 
 
 class Timeout:
-    """How long to wait: ``connect`` for a connection, ``read`` for the next bytes.
+    """How long to wait: ``connect`` for a connection, ``read`` for the answer and then the next bytes.
 
-    ``read`` is the longest silence allowed between two reads of the body, not
-    a limit on the whole stream. ``Timeout(10)`` sets both.
+    ``read`` bounds the wait for the response headers as a whole, then the
+    longest silence allowed between two reads of the body; it is not a limit
+    on the whole stream. ``Timeout(10)`` sets both. ``None`` or
+    ``float("inf")`` means no limit; zero, negative and NaN values are refused
+    with :class:`ValueError`.
     """
 
     __slots__ = ("connect", "read")
@@ -76,8 +103,8 @@ class Timeout:
         connect: Optional[float] = None,
         read: Optional[float] = None,
     ) -> None:
-        self.connect = connect if connect is not None else timeout
-        self.read = read if read is not None else timeout
+        self.connect = _seconds(connect if connect is not None else timeout, "the connect timeout")
+        self.read = _seconds(read if read is not None else timeout, "the read timeout")
 
     def as_requests(self) -> Tuple[Optional[float], Optional[float]]:
         """The ``(connect, read)`` pair ``requests`` takes."""
@@ -92,15 +119,39 @@ class Timeout:
         return f"Timeout(connect={self.connect}, read={self.read})"
 
 
+def _seconds(value: Any, what: str) -> Optional[float]:
+    """``value`` as seconds: None (and infinity) for no limit; anything not above 0 is refused."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{what} must be a number of seconds or None, not {type(value).__name__}")
+    seconds = float(value)
+    if not seconds > 0:  # also NaN
+        raise ValueError(
+            f"{what} must be a number of seconds above 0, or None / float('inf') for no limit; got {value!r}"
+        )
+    return None if seconds == math.inf else value
+
+
 TimeoutTypes = Union[float, int, Timeout, None]
 DEFAULT_TIMEOUT = Timeout(connect=5.0, read=600.0)
 
 
 def as_timeout(value: TimeoutTypes) -> Timeout:
-    """A :class:`Timeout` from a number, a ``Timeout`` or ``None`` (no limit)."""
+    """A :class:`Timeout` from a number, a ``Timeout`` or ``None`` (no limit).
+
+    Raises :class:`ValueError` for zero, negative or NaN seconds.
+    """
     if isinstance(value, Timeout):
         return value
-    return Timeout(float(value) if value is not None else None)
+    return Timeout(value)
+
+
+def check_max_event_bytes(value: int) -> int:
+    """``value`` if it is a whole number of bytes above 0; raises :class:`ValueError` otherwise."""
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(f"max_event_bytes must be a whole number of bytes above 0, got {value!r}")
+    return value
 
 
 class Transport:
@@ -128,9 +179,13 @@ class Transport:
         max_connections: int = 64,
         default_query: Optional[Mapping[str, Any]] = None,
         auth: Optional[Callable[[], Mapping[str, str]]] = None,
+        verify: Union[bool, str, None] = None,
     ) -> None:
+        check_base_url(base_url)
         self.base_url = base_url.rstrip("/")
         self._host = host_of(self.base_url)
+        if api_key is not None:
+            check_header_value(api_key, "the API key")
         self._api_key = api_key
         self._auth = auth
         # The last credentials auth() returned, redacted like the key; replaced whole under
@@ -140,8 +195,17 @@ class Transport:
         self.timeout = as_timeout(timeout)
         self.max_retries = max_retries
         self.default_headers = dict(default_headers or {})
+        for name, value in self.default_headers.items():
+            check_header(name, value, "default_headers")
         self.default_query = dict(default_query or {})
         with_query("", self.default_query)  # a value a URL cannot carry is refused here, not per request
+        if isinstance(verify, str) and not os.path.exists(verify):
+            raise OpenAIError(
+                "verify names no file or directory; give the path of a PEM file (or directory) of "
+                "trusted CA certificates, True for the default ones, or False to skip verification"
+            )
+        self._verify = verify
+        self._max_connections = max_connections
         # The streams running through this transport, so close() can stop them; _live_lock
         # guards _live, _shared and closed.
         self._live: Set[Closeable] = set()
@@ -156,11 +220,32 @@ class Transport:
         # operation, which is atomic on its own also without the GIL.
         self._closes_after_stream: Set[str] = set()
         self.session: requests.Session = _Session()
+        self._mount()
+
+    def _mount(self) -> None:
+        """Give the session new connection pools (at start, and in a forked child)."""
+        self._fork_generation = fork_generation()
         # pool_block=False: a thread beyond max_connections opens an extra connection instead of
         # waiting; close() on a stream can reach the connections of this adapter (see _cancel).
-        adapter = StreamAdapter(pool_connections=4, pool_maxsize=max_connections, pool_block=False)
+        adapter = StreamAdapter(pool_connections=4, pool_maxsize=self._max_connections, pool_block=False)
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
+
+    def _check_fork(self) -> None:
+        """In a forked child, drop what came from the parent: pooled connections, running streams.
+
+        The pooled sockets are shared with the parent: they are dropped, not closed (closing
+        takes locks that another parent thread may have held at the fork; the parent keeps
+        its sockets either way). The streams the parent was running cannot go on here, and
+        the locks guarding them may be held for ever. Two threads doing this at once only
+        mount one more set of new pools; a transport sharing another's pool mounts new pools
+        on the shared session, which serves both.
+        """
+        if self._fork_generation != fork_generation():
+            self._live = set()
+            self._live_lock = threading.Lock()
+            self._secrets_lock = threading.Lock()
+            self._mount()
 
     def share_pool(self, owner: Transport) -> None:
         """Send through ``owner``'s session and connection pool from now on (``client.with_options``).
@@ -180,6 +265,7 @@ class Transport:
 
     def track(self, stream: Closeable) -> None:
         """Note a stream that starts; raises :class:`OpenAIError` once the client is closed."""
+        self._check_fork()
         with self._live_lock:
             if self.closed:
                 raise _closed_error()
@@ -200,6 +286,8 @@ class Transport:
         if self._auth is not None:
             credentials = dict(self._auth())
             self._remember(credentials.values())
+            for header, credential in credentials.items():
+                check_header(header, credential, "the credentials")
             headers.update(credentials)
         elif self._api_key:
             headers["Authorization"] = f"Bearer {self._api_key}"
@@ -243,29 +331,36 @@ class Transport:
         """
         if self.closed:
             raise _closed_error()
+        self._check_fork()
         # An absolute URL is a path a client routed outside base_url (Azure's non-deployment paths).
-        url = path if path.startswith(("http://", "https://")) else f"{self.base_url}/{path.lstrip('/')}"
+        url = path if path.startswith(("http://", "https://")) else endpoint_url(self.base_url, path)
         url = with_query(url, self.default_query, extra_query)
         retries = self.max_retries if max_retries is None else max_retries
         limits = (as_timeout(timeout) if timeout is not None else self.timeout).as_requests()
+        if extra_headers:
+            for name, value in extra_headers.items():
+                if value is not None:  # None leaves a header out
+                    check_header(name, value, "extra_headers")
         headers = self.headers(stream, extra_headers)
-        for name, value in headers.items():
-            if isinstance(value, str) and ("\r" in value or "\n" in value):  # older requests let it pass
-                raise OpenAIError(
-                    f"the {name} header contains a line break; check the API key and any extra "
-                    "headers for a stray newline"
-                )
+        options: Dict[str, Any] = {} if self._verify is None else {"verify": self._verify}
         attempt = 0
         resent = fresh = False
         while True:
             with attempting(fresh) as record:
                 try:
-                    response = self.session.post(url, json=body, headers=headers, stream=True, timeout=limits)
+                    response = self.session.post(
+                        url, json=body, headers=headers, stream=True, timeout=limits, **options
+                    )
                 except requests.exceptions.InvalidHeader:
                     # requests quotes the offending value, which may be the API key: never repeat it.
                     raise OpenAIError(
                         "the request could not be sent: a header value has leading or trailing "
                         "whitespace or a line break; check the API key and any extra headers"
+                    ) from None
+                except requests.TooManyRedirects:
+                    raise APIConnectionError(
+                        f"{self._host} redirected the request more than {self.session.max_redirects} "
+                        "times (a redirect loop); check base_url and the server's or proxy's redirects"
                     ) from None
                 except _REQUEST_BUILD_ERRORS as exc:
                     raise OpenAIError(
@@ -286,7 +381,7 @@ class Transport:
                         )
                         continue
                     error = self._connection_error(exc, record)
-                    if attempt >= retries or not _retryable(record, replayable):
+                    if attempt >= retries or not _retryable(record, replayable) or _untrusted(exc):
                         raise error from exc
                     fresh = True  # a connection that just failed says nothing good about its pool-mates
                     wait = backoff(attempt)
@@ -419,6 +514,7 @@ class Transport:
                 seen.code = self._redact_value(seen.code)
                 seen.type = self._redact_value(seen.type)
                 seen.param = self._redact_value(seen.param)
+            self._redact_headers(getattr(seen, "headers", None))
 
     def _redact_value(self, value: Any) -> Any:
         if isinstance(value, str):
@@ -444,15 +540,28 @@ class Transport:
             raw = b""
         finally:
             response.close()
-        text = self.redact(raw.decode("utf-8", "replace"))
-        body: Any = text
+        text = raw.decode("utf-8", "replace")
+        body: Any
         try:
-            body = json.loads(text)
-        except ValueError:
-            pass
+            # Decoded first, then redacted: JSON escapes (\/, \u0073k-...) would hide an echoed key.
+            body = self._redact_value(json.loads(text))
+        except (ValueError, RecursionError):
+            body = self.redact(text)
+        self._redact_headers(response.headers)  # also what error.response.headers shows
+        self._redact_headers(getattr(response.raw, "headers", None))
         return error_for_status(
             response.status_code, body, headers=response.headers, request_id=request_id, response=response
         )
+
+    def _redact_headers(self, headers: Any) -> None:
+        """Take the credentials out of the header values that echo them, in place."""
+        if not isinstance(headers, MutableMapping) or not self._secrets():
+            return
+        for name, value in list(headers.items()):
+            if isinstance(value, str):
+                cleaned = self.redact(value)
+                if cleaned != value:
+                    headers[name] = cleaned
 
     def close(self) -> None:
         """Stop every stream still running through this transport, then close every pooled connection.
@@ -531,15 +640,94 @@ def _closed_error() -> OpenAIError:
 
 
 class _Session(requests.Session):
-    """A session that drops every credential header, not only ``Authorization``, on a cross-host redirect."""
+    """A session whose redirects to another host carry none of the caller's headers.
+
+    ``requests`` drops only ``Authorization`` when a redirect leaves the host;
+    a key in ``default_headers`` (``api-key``, ``Ocp-Apim-Subscription-Key``,
+    ``X-Goog-Api-Key``...) or ``extra_headers`` would follow it there. Here
+    every header but the few this client sets itself for any request is
+    dropped. A ``Location`` that is not a URL is a typed error.
+    """
 
     def rebuild_auth(self, prepared_request: requests.PreparedRequest, response: requests.Response) -> None:
         previous = response.request.url if response.request is not None else None
         strip = self.should_strip_auth(previous or "", prepared_request.url or "")  # type: ignore[no-untyped-call]
         if previous is not None and strip:
-            for name in _CREDENTIAL_HEADERS:
-                prepared_request.headers.pop(name, None)
+            for name in list(prepared_request.headers):
+                if name.lower() not in _KEPT_ACROSS_HOSTS:
+                    del prepared_request.headers[name]
         super().rebuild_auth(prepared_request, response)  # type: ignore[no-untyped-call]
+
+    def get_redirect_target(self, resp: requests.Response) -> Optional[str]:
+        location: Optional[str] = super().get_redirect_target(resp)
+        if location is None:
+            return None
+        try:
+            urlsplit(location).port  # noqa: B018 - raises ValueError for a malformed host or port
+        except ValueError:
+            host = host_of(resp.url or "")
+            resp.close()
+            raise APIConnectionError(
+                f"{host} answered HTTP {resp.status_code} with a redirect whose Location is not a valid "
+                "URL; check base_url, or the server or proxy that sends it"
+            ) from None
+        return location
+
+
+def check_base_url(base_url: str) -> None:
+    """Refuse a base URL with a user name or password in it, without repeating them.
+
+    ``requests`` would turn them into ``Authorization: Basic``, silently
+    replacing the Bearer key, and the URL is quoted in messages and logs.
+    """
+    parts = urlsplit(base_url)
+    if "@" in parts.netloc:
+        raise OpenAIError(
+            f"base_url must not contain a user name or password (...@{host_of(base_url)}); pass the "
+            "API key as api_key=..., and any other credential as default_headers={...}"
+        )
+
+
+def endpoint_url(base_url: str, path: str) -> str:
+    """The URL of ``path`` under ``base_url``; a query in ``base_url`` stays the query.
+
+    ``https://host/openai?api-version=1`` and ``chat/completions`` give
+    ``https://host/openai/chat/completions?api-version=1``.
+    """
+    head, mark, query = base_url.partition("?")
+    head = head.partition("#")[0].rstrip("/")
+    query = query.partition("#")[0]
+    return f"{head}/{path.lstrip('/')}{mark if query else ''}{query}"
+
+
+def check_header(name: Any, value: Any, where: str) -> None:
+    """Refuse a header that cannot be sent, naming it but never quoting its value (it may be a key)."""
+    if not isinstance(name, str) or not name or not name.isascii() or any(c in name for c in ": \t\r\n"):
+        raise OpenAIError(f"{where} has a header name that cannot be sent in HTTP: {_quote(str(name), 40)}")
+    check_header_value(value, f"the {name} header")
+
+
+def check_header_value(value: Any, what: str) -> None:
+    """Refuse a header value with a line break or a character HTTP headers cannot carry (not Latin-1)."""
+    if isinstance(value, bytes):
+        return
+    if not isinstance(value, str):
+        raise OpenAIError(f"{what} must be a string, not {type(value).__name__}")
+    if "\r" in value or "\n" in value:
+        raise OpenAIError(f"{what} contains a line break; check it for a stray newline")
+    try:
+        value.encode("latin-1")
+    except UnicodeEncodeError as exc:
+        position = exc.start
+    else:
+        return
+    # Raised outside the except block: the UnicodeEncodeError holds the whole value (a key).
+    char = value[position]
+    name = unicodedata.name(char, "unnamed character")
+    raise OpenAIError(
+        f"{what} contains U+{ord(char):04X} ({name}) at position {position + 1}, a character HTTP "
+        "headers cannot carry; it often comes with copy and paste: type the value again"
+    )
 
 
 def host_of(url: str) -> str:
@@ -565,12 +753,33 @@ def body_reader(response: requests.Response) -> Callable[[int], bytes]:
     """
     raw: Any = response.raw
     fp = getattr(raw, "_fp", None)
-    encoding = response.headers.get("content-encoding", "").strip().lower()
-    sized = getattr(fp, "length", None) is not None
-    if isinstance(fp, http.client.HTTPResponse) and encoding in ("", "identity") and not sized:
+    header = response.headers.get("content-encoding")
+    codings = content_codings(header)
+    if codings:
+        decodable = getattr(raw, "CONTENT_DECODERS", ())
+        missing = [coding for coding in codings if coding not in decodable]
+        if missing:
+            hint = " (pip install brotli)" if missing == ["br"] else ""
+            raise InvalidStreamDataError(
+                f"the server compressed its answer with Content-Encoding {header!r}, and "
+                f"{', '.join(repr(m) for m in missing)} cannot be decoded here{hint}; install a decoder "
+                "for it, or ask the server or the proxy in between for an uncompressed answer"
+            )
+        # urllib3 reads the header as it stands: "gzip " would go undecoded and "identity, gzip"
+        # would run a deflate decoder for "identity". Give it the codings alone.
+        raw.headers["content-encoding"] = ", ".join(codings)
+    elif isinstance(fp, http.client.HTTPResponse) and getattr(fp, "length", None) is None:
         return fp.read1
     raw.decode_content = True
     return raw.read1  # type: ignore[no-any-return]
+
+
+def content_codings(header: Optional[str]) -> List[str]:
+    """The content codings a ``Content-Encoding`` header names, lowercased, without ``identity``."""
+    if not header:
+        return []
+    codings = (coding.strip().lower() for coding in header.split(","))
+    return [coding for coding in codings if coding and coding != "identity"]
 
 
 def iter_body(response: requests.Response) -> Iterator[bytes]:
@@ -734,6 +943,11 @@ def _stale(record: Attempt, replayable: bool) -> bool:
 def _retryable(record: Attempt, replayable: bool) -> bool:
     """Whether a failed attempt may be retried under ``max_retries``."""
     return replayable or not record.sent
+
+
+def _untrusted(exc: BaseException) -> bool:
+    """Whether the server's certificate failed verification (trying again cannot change that)."""
+    return _caused_by(exc, ssl.SSLCertVerificationError)
 
 
 def _caused_by(exc: BaseException, kind: Any) -> bool:

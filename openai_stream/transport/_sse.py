@@ -43,6 +43,8 @@ class SSEDecoder:
     """
 
     def __init__(self, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> None:
+        if isinstance(max_event_bytes, bool) or not isinstance(max_event_bytes, int) or max_event_bytes <= 0:
+            raise ValueError(f"max_event_bytes must be a whole number above 0, got {max_event_bytes!r}")
         self.max_event_bytes = max_event_bytes
         self.last_event_id: Optional[str] = None
         self.retry: Optional[int] = None
