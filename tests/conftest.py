@@ -7,14 +7,14 @@ Plain ``pytest`` and ``python -m pytest`` both put this directory on
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 import pytest
 
-from openai_stream import ChatCompletionAccumulator, OpenAIError, SSEDecoder
+from openai_stream import ChatCompletionAccumulator, OpenAIError, StreamInterruptedError
 from openai_stream.transport import _http as transport
+from openai_stream.transport._body import BodyReader
 
 TESTS = Path(__file__).resolve().parent
 REPO = TESTS.parent
@@ -51,38 +51,32 @@ class Outcome:
 
 
 def run_accumulator(body: bytes, response_format: Optional[Dict[str, Any]] = None) -> Outcome:
-    """The stream's loop without sockets: decode, stop at [DONE], raise on error frames and payloads.
+    """The stream's loop without sockets: the engine's BodyReader, then the accumulator.
 
-    A body that ends without ``[DONE]`` while a choice is unfinished is marked
-    ``interrupted`` (the stream raises StreamInterruptedError there) and not ended.
+    Error frames and error payloads end it with ``error``. A body that ends
+    without ``[DONE]`` while a choice is unfinished (or inside an event) is
+    marked ``interrupted`` (the stream raises StreamInterruptedError there) and
+    not ended. A chunk that fails leaves the events it produced in ``events``.
     """
     out = Outcome()
-    decoder = SSEDecoder()
     acc = ChatCompletionAccumulator(response_format=response_format)
-    sse_events = decoder.feed(body)
-    trailing = decoder.end()
-    if trailing is not None:
-        sse_events.append(trailing)
-    done = False
+    reader = BodyReader(
+        [body],
+        content_type="text/event-stream",
+        error_for=acc.error_from_payload,
+        finished=lambda: acc.all_choices_finished,
+    )
     try:
-        for sse in sse_events:
-            if sse.data == "[DONE]":
-                done = True
-                break
-            if not sse.data.strip():
-                continue
-            chunk = json.loads(sse.data)
-            if sse.event == "error":
-                raise acc.error_from_payload(chunk if isinstance(chunk, dict) else {"error": chunk})
-            for event in acc.feed(chunk):
+        for payload in reader:
+            for event in acc.feed(payload):
                 if event.type == "error":
                     raise event.error  # type: ignore[attr-defined]
                 out.events.append(event)
+    except StreamInterruptedError:
+        out.interrupted = True
     except OpenAIError as exc:
         out.error = exc
         out.events.extend(getattr(exc, "events", ()))
-    if out.error is None and not done and not acc.all_choices_finished:
-        out.interrupted = True
     out.end_start = len(out.events)
     if out.error is None and not out.interrupted:
         out.events.extend(acc.end())
