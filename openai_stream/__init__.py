@@ -13,6 +13,7 @@ A blocking ``requests`` loop decodes server-sent events, a sans-I/O
     completion = stream.until_done()
 """
 
+from ._pydantic import pydantic_function_tool
 from ._version import __version__
 from .azure import AzureClient
 from .chat._accumulator import ChatCompletionAccumulator
@@ -37,6 +38,8 @@ from .engine._events import (
     DoneEvent,
     ErrorEvent,
     Event,
+    ModelToolCallDoneEvent,
+    ParsedContentDoneEvent,
     ReasoningDeltaEvent,
     ReasoningDoneEvent,
     RefusalDeltaEvent,
@@ -105,6 +108,8 @@ __all__ = [
     "ChunkEvent",
     "ContentDeltaEvent",
     "ContentDoneEvent",
+    "ParsedContentDoneEvent",
+    "ModelToolCallDoneEvent",
     "StructuredContentDoneEvent",
     "RefusalDeltaEvent",
     "RefusalDoneEvent",
@@ -158,6 +163,7 @@ __all__ = [
     "InvalidStreamDataError",
     "ToolCallMismatchError",
     "tool",
+    "pydantic_function_tool",
     "Tool",
     "ToolRunner",
     "ToolDefinitionError",

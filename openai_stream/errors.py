@@ -246,11 +246,26 @@ class ToolArgumentsError(OpenAIError, ValueError):
 
 
 class StructuredOutputError(OpenAIError, ValueError):
-    """The content of a ``response_format`` answer is not valid JSON (often: cut off by ``length``)."""
+    """The content of a ``response_format`` answer is not valid JSON (often: cut off by ``length``),
+    or does not fit the pydantic model given as ``response_format``.
 
-    def __init__(self, message: str, *, content: str) -> None:
+    ``content`` is the text; ``errors`` is pydantic's list of validation
+    errors (``None`` when no model was given); ``completion`` is the whole
+    completion when the error ends a stream (its message's ``parsed`` is ``None``).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        content: str,
+        errors: Optional[List[Dict[str, Any]]] = None,
+        completion: Any = None,
+    ) -> None:
         super().__init__(message)
         self.content = content
+        self.errors = errors
+        self.completion = completion
 
 
 class ToolDefinitionError(OpenAIError, TypeError):

@@ -9,7 +9,7 @@ stated where it is applied.
 from __future__ import annotations
 
 import json
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 from ..engine._events import (
     ChunkEvent,
@@ -19,6 +19,8 @@ from ..engine._events import (
     DoneEvent,
     ErrorEvent,
     Event,
+    ModelToolCallDoneEvent,
+    ParsedContentDoneEvent,
     ReasoningDeltaEvent,
     ReasoningDoneEvent,
     RefusalDeltaEvent,
@@ -30,7 +32,7 @@ from ..engine._events import (
     UsageEvent,
 )
 from ..engine._parsing import parsed_or_none, wants_json
-from ..errors import InvalidStreamDataError, OpenAIError, error_from_payload
+from ..errors import InvalidStreamDataError, OpenAIError, StructuredOutputError, error_from_payload
 from ._completion import ChatCompletion, Usage
 
 __all__ = ["ChatCompletionAccumulator"]
@@ -172,10 +174,27 @@ class ChatCompletionAccumulator:
     Give the request's ``response_format``: when it asks for JSON
     (``json_schema`` or ``json_object``), ``content.done`` events and the final
     message carry ``parsed``, the content decoded as JSON.
+
+    ``parse`` (a pydantic model's :class:`~openai_stream._pydantic.ModelParser`)
+    validates each choice's content once, when the choice finishes:
+    ``parsed`` is then the model instance, and a content that does not fit
+    ends the stream with :class:`~openai_stream.StructuredOutputError` (an
+    error event in place of ``completion``). ``tool_parsers`` maps tool names
+    to the parsers of their arguments (``pydantic_function_tool``).
     """
 
-    def __init__(self, *, response_format: Optional[Mapping[str, Any]] = None) -> None:
-        self._structured = wants_json(response_format)
+    def __init__(
+        self,
+        *,
+        response_format: Optional[Mapping[str, Any]] = None,
+        parse: Optional[Callable[[str], Any]] = None,
+        tool_parsers: Optional[Mapping[str, Callable[..., Any]]] = None,
+    ) -> None:
+        self._structured = wants_json(response_format) or parse is not None
+        self._parse = parse
+        self._tool_parsers = dict(tool_parsers or {})
+        # choice index -> (instance, error) of the parse, once the choice finished
+        self._parsed: Dict[int, Tuple[Any, Optional[StructuredOutputError]]] = {}
         self._id: Optional[str] = None
         self._model: Optional[str] = None
         self._created: Optional[int] = None
@@ -518,6 +537,14 @@ class ChatCompletionAccumulator:
 
     def _finish_call(self, state: _Choice, call: _ToolCall, events: List[Event]) -> None:
         call.done = True
+        parse = self._tool_parsers.get(call.name or "") if self._tool_parsers else None
+        if parse is not None and call.kind == "function":
+            events.append(
+                ModelToolCallDoneEvent(
+                    state.index, call.position, call.id, call.name, call.arguments.text(), call.kind, parse
+                )
+            )
+            return
         events.append(
             ToolCallDoneEvent(
                 state.index, call.position, call.id, call.name, call.arguments.text(), call.kind
@@ -534,8 +561,12 @@ class ChatCompletionAccumulator:
         if content is not None and (content.length or (state.refusal is None and not state.calls)):
             # A refusal replaces the answer: its content is not parsed (parsed is None).
             structured = self._structured and state.refusal is None
-            done = StructuredContentDoneEvent if structured else ContentDoneEvent
-            events.append(done(index, content.text()))
+            if structured and self._parse is not None:
+                text = content.text()
+                events.append(ParsedContentDoneEvent(index, text, *self._parse_choice(index, text)))
+            else:
+                done = StructuredContentDoneEvent if structured else ContentDoneEvent
+                events.append(done(index, content.text()))
         if state.refusal is not None:
             events.append(RefusalDoneEvent(index, state.refusal.text()))
         for call in state.calls:
@@ -556,8 +587,35 @@ class ChatCompletionAccumulator:
             state = self._choices[index]
             if not state.finished:
                 self._finish(state, events)
-        events.append(CompletionEvent(self.completion()))
+        if self._parse is not None:
+            for index in sorted(self._choices):
+                state = self._choices[index]
+                if index not in self._parsed and state.refusal is None and not state.calls:
+                    # Asked for a model, got neither content nor a refusal nor tool calls.
+                    self._parsed[index] = (None, _no_content(index, state.finish_reason, len(self._choices)))
+        completion = self.completion()
+        outcomes = [self._parsed[i][1] for i in sorted(self._parsed)]
+        failed = [error for error in outcomes if error is not None]
+        if failed:
+            # A model was asked for and a choice's content does not fit it: not a completion.
+            error = failed[0]
+            error.completion = completion
+            events.append(ErrorEvent(error))
+            return events
+        events.append(CompletionEvent(completion))
         return events
+
+    def _parse_choice(self, index: int, text: str) -> Tuple[Any, Optional[StructuredOutputError]]:
+        """Validate a finished choice's content once; the outcome is kept for the message's ``parsed``."""
+        assert self._parse is not None
+        try:
+            outcome: Tuple[Any, Optional[StructuredOutputError]] = (self._parse(text), None)
+        except StructuredOutputError as exc:
+            if len(self._choices) > 1:
+                exc.args = (f"choice {index}: {exc.args[0]}",)
+            outcome = (None, exc)
+        self._parsed[index] = outcome
+        return outcome
 
     def snapshot(self) -> ChatCompletion:
         """The stream engine's name for :meth:`completion`."""
@@ -574,7 +632,13 @@ class ChatCompletionAccumulator:
         if self._fingerprint is not None:
             data["system_fingerprint"] = self._fingerprint
         data["choices"] = [self._choices[i].to_dict() for i in sorted(self._choices)]
-        if self._structured:
+        if self._parse is not None:
+            for choice in data["choices"]:
+                # The instance validated when the choice finished; None before, and for a refusal.
+                outcome = self._parsed.get(choice["index"])
+                message = choice["message"]
+                message["parsed"] = outcome[0] if outcome is not None and not message.get("refusal") else None
+        elif self._structured:
             for choice in data["choices"]:
                 set_parsed(choice["message"])
         data["usage"] = self._usage
@@ -701,6 +765,15 @@ def _is_json_object(text: str) -> bool:
         return isinstance(json.loads(text), dict)
     except ValueError:
         return False
+
+
+def _no_content(index: int, finish_reason: Optional[str], choices: int) -> StructuredOutputError:
+    where = f"choice {index}: " if choices > 1 else ""
+    return StructuredOutputError(
+        f"{where}the answer has no content to parse into the response_format model (finish_reason "
+        f"{finish_reason!r}); with 'length', raise max_tokens",
+        content="",
+    )
 
 
 class _ProtocolViolation(ValueError):

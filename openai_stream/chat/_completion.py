@@ -43,8 +43,11 @@ def _plain(value: Any) -> Any:
             elif isinstance(item, list):
                 copied = []
                 pending.append((item, copied))
-            else:
+            elif item is None or isinstance(item, (str, int, float)):
                 copied = item
+            else:  # a pydantic instance as ``parsed`` (response_format=Model): its JSON form
+                dump = getattr(item, "model_dump", None)
+                copied = dump(mode="json") if callable(dump) else item
             if isinstance(target, dict):
                 target[key] = copied
             else:

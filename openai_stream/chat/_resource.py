@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Iterable, Mapping, Optional, Sequence, Union
+import sys
+from typing import TYPE_CHECKING, Any, Dict, Iterable, Mapping, Optional, Sequence, Union
 
 from .._params import CHAT_COMPLETIONS_PARAMS, REQUEST_OPTIONS, check_params, request_body
+from .._pydantic import ModelParser, chat_response_format, is_model_class, model_tool_parsers
+from .._version import __distribution__
 from ..engine._parsing import wants_json
-from ..errors import InvalidStreamDataError, OpenAIError, error_from_payload, is_error_payload
+from ..errors import (
+    InvalidStreamDataError,
+    OpenAIError,
+    StructuredOutputError,
+    error_from_payload,
+    is_error_payload,
+)
 from ..transport._http import TimeoutTypes, check_max_event_bytes, read_json
 from ._accumulator import set_parsed
 from ._completion import APIObject, ChatCompletion
@@ -61,6 +70,7 @@ class Completions:
                 "create() returns a whole completion; use client.chat.completions.stream(...) "
                 "for a streamed one"
             )
+        parse = _model_format(params)
         body = request_body({"model": model, "messages": _listed(messages), **params}, extra_body)
         client = self._client
         transport = client._transport
@@ -91,7 +101,9 @@ class Completions:
             raise
         finally:
             response.close()
-        if wants_json(params.get("response_format")):
+        if parse is not None:
+            _validate_choices(data, parse)
+        elif wants_json(params.get("response_format")):
             # As the stream does: parsed is the content decoded as JSON, None when the content is
             # not valid JSON (cut off by max_tokens) or the model refused.
             for choice in data.get("choices") or ():
@@ -126,6 +138,8 @@ class Completions:
         lifts the client's limit).
         """
         check_params(params, _STREAM_KNOWN, method="chat.completions.stream")
+        parse = _model_format(params)
+        tool_parsers = model_tool_parsers(params.get("tools")) if "pydantic" in sys.modules else None
         body = request_body(
             {"model": model, "messages": _listed(messages), **params, "stream": True}, extra_body
         )
@@ -142,6 +156,8 @@ class Completions:
             idle_timeout=idle_timeout if idle_timeout is not None else client.idle_timeout,
             extra_query=extra_query,
             path=client._route("chat/completions", body),
+            parse=parse,
+            tool_parsers=tool_parsers,
         )
 
     def run_tools(
@@ -172,6 +188,48 @@ class Chat:
 
     def __init__(self, client: Client) -> None:
         self.completions = Completions(client)
+
+
+def _model_format(params: Dict[str, Any]) -> Optional[ModelParser]:
+    """A pydantic model as ``response_format``: put its strict schema in ``params``, return its parser."""
+    response_format = params.get("response_format")
+    if not isinstance(response_format, type):
+        return None
+    if not is_model_class(response_format):
+        raise TypeError(
+            f"response_format is the class {response_format.__qualname__}; give a dict "
+            "({'type': 'json_schema', ...}) or a pydantic model class "
+            f"(pip install '{__distribution__}[pydantic]')"
+        )
+    params["response_format"] = chat_response_format(response_format)
+    return ModelParser(response_format)
+
+
+def _validate_choices(data: Dict[str, Any], parse: ModelParser) -> None:
+    """A whole answer's messages get ``parsed`` instances; a content that does not fit raises."""
+    failure: Optional[StructuredOutputError] = None
+    for choice in data.get("choices") or ():
+        message = choice.get("message") if isinstance(choice, dict) else None
+        if not isinstance(message, dict):
+            continue
+        message["parsed"] = None
+        content = message.get("content")
+        if message.get("refusal") or message.get("tool_calls"):
+            continue  # a refusal replaces the answer, tool calls come instead of one: nothing to validate
+        if not isinstance(content, str):
+            failure = failure or StructuredOutputError(
+                "the answer has no content to parse into the response_format model (finish_reason "
+                f"{choice.get('finish_reason')!r}); with 'length', raise max_tokens",
+                content="",
+            )
+            continue
+        try:
+            message["parsed"] = parse(content)
+        except StructuredOutputError as exc:
+            failure = failure or exc
+    if failure is not None:
+        failure.completion = ChatCompletion(data)
+        raise failure
 
 
 def _listed(messages: Iterable[Any]) -> Any:

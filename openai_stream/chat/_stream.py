@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Dict, FrozenSet, Mapping, Optional
+from typing import Any, Callable, ClassVar, Dict, FrozenSet, Mapping, Optional
 
 from ..engine._events import EVENT_TYPES
 from ..engine._stream import BaseStream
@@ -67,11 +67,15 @@ class ChatCompletionStream(BaseStream[ChatCompletion]):
         idle_timeout: Optional[float] = None,
         extra_query: Optional[Mapping[str, Any]] = None,
         path: Optional[str] = None,
+        parse: Optional[Callable[[str], Any]] = None,
+        tool_parsers: Optional[Mapping[str, Callable[..., Any]]] = None,
     ) -> None:
         super().__init__(
             transport,
             body,
-            ChatCompletionAccumulator(response_format=body.get("response_format")),
+            ChatCompletionAccumulator(
+                response_format=body.get("response_format"), parse=parse, tool_parsers=tool_parsers
+            ),
             timeout=timeout,
             max_retries=max_retries,
             extra_headers=extra_headers,
@@ -85,3 +89,15 @@ class ChatCompletionStream(BaseStream[ChatCompletion]):
     def current_completion(self) -> ChatCompletion:
         """The completion assembled from everything received so far (any thread may ask)."""
         return self._snapshot()
+
+    # openai-python's names for the same things, so code written for its chat.completions.stream()
+    # runs unchanged (see README, "Coming from openai-python").
+
+    @property
+    def current_completion_snapshot(self) -> ChatCompletion:
+        """openai-python's name for :attr:`current_completion`."""
+        return self._snapshot()
+
+    def get_final_completion(self) -> ChatCompletion:
+        """openai-python's name for :meth:`until_done`: consume the stream and return the completion."""
+        return self.until_done()

@@ -32,12 +32,14 @@ __all__ = [
     "ContentDeltaEvent",
     "ContentDoneEvent",
     "StructuredContentDoneEvent",
+    "ParsedContentDoneEvent",
     "RefusalDeltaEvent",
     "RefusalDoneEvent",
     "ReasoningDeltaEvent",
     "ReasoningDoneEvent",
     "ToolCallDeltaEvent",
     "ToolCallDoneEvent",
+    "ModelToolCallDoneEvent",
     "UsageEvent",
     "DoneEvent",
     "CompletionEvent",
@@ -222,6 +224,18 @@ class ContentDeltaEvent(_TextDelta):
     __slots__ = ()
     type: ClassVar[str] = "content.delta"
 
+    @property
+    def partial_parsed(self) -> Any:
+        """The content so far parsed as JSON that may be cut off (jiter's partial mode), when read.
+
+        A dict while a JSON object is being written (complete values kept, a
+        string being written kept as far as it goes), ``None`` until anything
+        is usable or when the content is not JSON. Costs one parse of the
+        snapshot per read: read it per redraw, not necessarily per delta.
+        """
+        values = self._values
+        return parse_partial(values[2].text(values[3]))
+
 
 class RefusalDeltaEvent(_TextDelta):
     """A refusal fragment; ``snapshot`` is the refusal so far."""
@@ -297,6 +311,30 @@ class StructuredContentDoneEvent(ContentDoneEvent):
 
 
 _set_parsed = StructuredContentDoneEvent.__dict__["_parsed"].__set__
+
+
+class ParsedContentDoneEvent(StructuredContentDoneEvent):
+    """``content.done`` of a request whose ``response_format`` is a pydantic model.
+
+    ``parsed`` is the model instance, validated once when the choice
+    finished; reading it raises the :class:`~openai_stream.StructuredOutputError`
+    (with pydantic's ``errors``) when the content did not fit the model.
+    """
+
+    __slots__ = ()
+    _values: Tuple[int, str, Any, Optional[BaseException]]  # type: ignore[assignment]
+
+    def __init__(self, choice_index: int, content: str, parsed: Any, error: Optional[BaseException]) -> None:
+        _set_values(self, (choice_index, content, parsed, error))
+        _set_parsed(self, _UNSET)
+
+    @property
+    def parsed(self) -> Any:
+        """The model instance (raises the validation error when the content did not fit)."""
+        error = self._values[3]
+        if error is not None:
+            raise error
+        return self._values[2]
 
 
 class RefusalDoneEvent(Event):
@@ -517,6 +555,41 @@ class ToolCallDoneEvent(Event):
 
 
 _set_call_parsed = ToolCallDoneEvent.__dict__["_parsed"].__set__
+
+
+class ModelToolCallDoneEvent(ToolCallDoneEvent):
+    """``tool_call.done`` of a tool that carries a pydantic model (``pydantic_function_tool``).
+
+    ``parsed_arguments`` is a model instance, validated on first access; it
+    raises :class:`~openai_stream.ToolArgumentsError` naming the call and
+    every mismatch when the arguments do not fit.
+    """
+
+    __slots__ = ()
+    _values: Tuple[int, int, Optional[str], Optional[str], str, str, Any]  # type: ignore[assignment]
+
+    def __init__(
+        self,
+        choice_index: int,
+        index: int,
+        call_id: Optional[str],
+        name: Optional[str],
+        arguments: str,
+        call_type: str,
+        parse: Any,
+    ) -> None:
+        _set_values(self, (choice_index, index, call_id, name, arguments, call_type, parse))
+        _set_call_parsed(self, _UNSET)
+
+    @property
+    def parsed_arguments(self) -> Any:
+        """The arguments validated into the tool's model (once, on first access)."""
+        value = self._parsed
+        if value is _UNSET:
+            values = self._values
+            value = values[6](values[4], name=values[3], call_id=values[2])
+            _set_call_parsed(self, value)
+        return value
 
 
 class UsageEvent(Event):

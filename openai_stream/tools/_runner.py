@@ -186,6 +186,12 @@ class ToolRunner(EventEmitter):
         self._max_rounds = max_rounds
         self._tools: Dict[str, Tool[Any, Any]] = {}
         for item in tools:
+            if isinstance(item, Mapping):
+                raise ToolDefinitionError(
+                    f"run_tools runs functions, and {str(item)[:80]}... only describes a tool (as "
+                    "pydantic_function_tool() makes): write a @tool function, with the model as its "
+                    "parameter's type for a pydantic model"
+                )
             as_tool = item if isinstance(item, Tool) else tool(item)
             if as_tool.name in self._tools:
                 raise ToolDefinitionError(

@@ -40,7 +40,8 @@ from typing import Any, Callable, Dict, List, Literal, Mapping, NamedTuple, NoRe
 import typing_extensions
 from typing_extensions import Annotated, NotRequired, Required, get_args, get_origin, get_type_hints
 
-from ..errors import ToolDefinitionError
+from .._pydantic import is_model_class, model_schema, validation_problems
+from ..errors import OpenAIError, ToolDefinitionError
 from ._docstrings import parse_docstring
 
 __all__ = ["ToolDefinitionError", "ArgumentsMismatch", "Parameters", "function_parameters"]
@@ -141,6 +142,7 @@ class _Compiler:
         self.where = where
         self.strict = strict
         self._open: List[type] = []
+        self.defs: Dict[str, Any] = {}  # pydantic models' $defs, put at the root of the parameters
 
     def fail(self, path: str, message: str) -> NoReturn:
         raise ToolDefinitionError(f"{self.where}: {path}: {message}")
@@ -172,6 +174,8 @@ class _Compiler:
             return self._typeddict(tp, path)
         if isinstance(tp, type) and dataclasses.is_dataclass(tp):
             return self._dataclass(tp, path)
+        if self._is_pydantic(tp, path):
+            return self._pydantic(tp, path)
         if origin in (Required, NotRequired):
             self.fail(path, f"{_name(tp)} is only allowed on TypedDict keys")
         self.fail(
@@ -316,6 +320,27 @@ class _Compiler:
                 fields.append(_Field(f.name, field_type, has_default, f.default, description))
             return self._object(fields, cls, docs.description, path)
 
+    def _is_pydantic(self, tp: Any, path: str) -> bool:
+        try:
+            return is_model_class(tp)
+        except (TypeError, OpenAIError) as exc:  # pydantic 1.x, or a pydantic.v1 model
+            self.fail(path, str(exc))
+
+    def _pydantic(self, model: Any, path: str) -> _Type:
+        """A pydantic model: its schema (strict when the tool is); arguments validated into an instance."""
+        schema, defs = model_schema(model, strict=self.strict)
+        for name, sub in defs.items():
+            if self.defs.setdefault(name, sub) != sub:
+                self.fail(path, f"two different types are named {name!r} in the parameters; rename one")
+
+        def convert(value: Any, where: str) -> Any:
+            instance, problems = validation_problems(model, value, where)
+            if problems:
+                raise ArgumentsMismatch(problems)
+            return instance
+
+        return _Type(schema, convert, False)
+
     def function(self, fn: Callable[..., Any], param_docs: Mapping[str, str]) -> _Type:
         """The object schema of a function's parameters; the converter returns keyword arguments."""
         try:
@@ -336,7 +361,10 @@ class _Compiler:
             fields.append(
                 _Field(param.name, field_type, has_default, param.default, param_docs.get(param.name))
             )
-        return self._object(fields, dict, None, "")
+        compiled = self._object(fields, dict, None, "")
+        if self.defs:
+            compiled.schema["$defs"] = self.defs
+        return compiled
 
     def _object(
         self, fields: List[_Field], build: Callable[..., Any], description: Optional[str], path: str
