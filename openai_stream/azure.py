@@ -19,7 +19,7 @@ Everything else (streams, events, tools, errors, ``with_options``) is the
 from __future__ import annotations
 
 import os
-from typing import Any, Callable, Dict, Mapping, Optional
+from typing import Any, Callable, Dict, Mapping, Optional, Union
 from urllib.parse import quote, urlsplit
 
 from .client import Client
@@ -87,6 +87,7 @@ class AzureClient(Client):
         max_connections: int = 64,
         max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
         idle_timeout: Optional[float] = None,
+        verify: Union[bool, str, None] = None,
     ) -> None:
         given = [name for name, value in zip(_CREDENTIALS, (api_key, azure_ad_token, azure_ad_token_provider))
                  if value is not None]
@@ -149,6 +150,7 @@ class AzureClient(Client):
             "max_connections": max_connections,
             "max_event_bytes": max_event_bytes,
             "idle_timeout": idle_timeout,
+            "verify": verify,
         }
         self.api_version = api_version
         self.azure_deployment = azure_deployment
@@ -173,6 +175,7 @@ class AzureClient(Client):
             max_event_bytes=max_event_bytes,
             idle_timeout=idle_timeout,
             auth=self._auth_headers,
+            verify=verify,
         )
 
     def __repr__(self) -> str:
