@@ -19,8 +19,8 @@ def main(base_url: str | None = None) -> Counter[str]:
     client = openai_stream.Client(base_url=base_url)
     with client.chat.completions.stream(
         model=os.environ.get("OPENAI_MODEL", "gpt-4o-mini"),
-        messages=[{"role": "user", "content": "Say hello three ways."}],
-        n=3,
+        messages=[{"role": "user", "content": "Give me a fruit."}],
+        n=2,
     ) as stream:
         for event in stream:
             seen[event.type] += 1
@@ -36,6 +36,6 @@ if __name__ == "__main__":
     if os.environ.get("OPENAI_API_KEY"):
         main()
     else:
-        with demo_server("openai-n3-choices.sse") as server:
+        with demo_server("llamacpp-n2-interleaved-usage-per-choice.sse") as server:
             print(f"(no OPENAI_API_KEY: replaying a recorded stream from {server.base_url})")
             main(server.base_url)

@@ -2,7 +2,7 @@
 
 Runs against a real OpenAI-compatible server when OPENAI_API_KEY is set
 (OPENAI_BASE_URL and OPENAI_MODEL pick the server and model); otherwise it
-replays a recorded OpenAI stream from a loopback demo server, and says so.
+replays a stream recorded from the local llama.cpp model from a loopback demo server, and says so.
 """
 
 from __future__ import annotations
@@ -40,6 +40,6 @@ if __name__ == "__main__":
     if os.environ.get("OPENAI_API_KEY"):
         main()
     else:
-        with demo_server("openai-content-usage.sse") as server:
+        with demo_server("llamacpp-content-usage.sse") as server:
             print(f"(no OPENAI_API_KEY: replaying a recorded stream from {server.base_url})")
             main(server.base_url)

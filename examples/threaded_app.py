@@ -79,7 +79,7 @@ if __name__ == "__main__":
     else:
         # Every request gets the same recorded reply, one event every 50 ms (or DEMO_DELAY seconds).
         delay = float(os.environ.get("DEMO_DELAY", "0.05"))
-        with demo_server("openai-content-usage", delay=delay) as server:
+        with demo_server("llamacpp-content-usage", delay=delay) as server:
             print(
                 "(no OPENAI_API_KEY: every prompt gets the same recorded reply, slowed down, "
                 f"from a loopback server at {server.base_url})"

@@ -1,8 +1,8 @@
 """Tool calls as events: act on each call as soon as it is complete.
 
 ``tool_call.done`` fires for call 0 while call 1 is still streaming, so a
-handler can start work early. Replays a recorded stream with two parallel
-calls unless OPENAI_API_KEY is set.
+handler can start work early. Replays a transcript with two parallel calls,
+built from OpenAI's documented chunk shape, unless OPENAI_API_KEY is set.
 """
 
 from __future__ import annotations
@@ -72,6 +72,6 @@ if __name__ == "__main__":
     if os.environ.get("OPENAI_API_KEY"):
         main()
     else:
-        with demo_server("openai-parallel-tool-calls.sse") as server:
-            print(f"(no OPENAI_API_KEY: replaying a recorded stream from {server.base_url})")
+        with demo_server("documented-parallel-tool-calls.sse") as server:
+            print(f"(no OPENAI_API_KEY: replaying a documented-shape transcript from {server.base_url})")
             main(server.base_url)

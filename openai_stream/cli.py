@@ -45,7 +45,7 @@ from .transport._sse import SSEDecoder
 
 __all__ = ["main", "event_to_dict", "Renderer"]
 
-DEMO_TRANSCRIPT = "openai-content-usage"
+DEMO_TRANSCRIPT = "llamacpp-content-usage"
 
 
 class UsageError(Exception):

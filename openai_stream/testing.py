@@ -356,7 +356,7 @@ def demo_transcript(name: str) -> bytes:
 
 
 @contextlib.contextmanager
-def demo_server(name: str = "openai-content-usage", *, delay: float = 0.0) -> Iterator[ReplayServer]:
+def demo_server(name: str = "llamacpp-content-usage", *, delay: float = 0.0) -> Iterator[ReplayServer]:
     """A started :class:`ReplayServer` that answers every request with a packaged transcript.
 
     Each SSE event of the recording is sent as its own HTTP chunk, ``delay``

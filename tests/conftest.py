@@ -1,14 +1,24 @@
-"""Helpers and fixtures shared by the test modules.
+"""Helpers and fixtures shared by the test modules, and where the recorded transcripts are.
 
 Plain ``pytest`` and ``python -m pytest`` both put this directory on
 ``sys.path``, so a test module imports the helpers with ``from conftest import
 ...``; the fixtures here are found by pytest itself.
+
+Transcripts gathered from other projects' public test suites are read in
+place from ``../shared/fixtures/sse`` (beside the clone, as in CI) and never
+copied into this repository. What the project recorded itself (from the
+local llama.cpp server) or wrote from documented shapes lives in
+``tests/fixtures/sse``. :data:`SSE` (also :data:`SSE_FIXTURES`) looks a name up
+in both; a test that needs a shared transcript skips, saying why, where
+``../shared`` is absent (a user's fresh clone). ``OPENAI_STREAM_SHARED`` points
+at another copy.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, Iterator, List, Optional
 
 import pytest
 
@@ -18,11 +28,18 @@ from openai_stream.transport._body import BodyReader
 
 TESTS = Path(__file__).resolve().parent
 REPO = TESTS.parent
-SSE_FIXTURES = TESTS / "fixtures" / "sse"
-"""The recorded chat streams (``*.sse``) and their ``SOURCES.md``."""
-SHARED = REPO.parent / "shared"
+ROOT = REPO
+SHARED = Path(os.environ.get("OPENAI_STREAM_SHARED") or REPO.parent / "shared")
 """Data from other projects, read in place (``../shared`` beside the clone, as in CI)."""
+SHARED_SSE = SHARED / "fixtures" / "sse"
 PEER_CASES = SHARED / "peer-cases"
+SHARED_PEER_CASES = PEER_CASES
+OWN_SSE = TESTS / "fixtures" / "sse"
+"""The project's own chat transcripts and their ``SOURCES.md``."""
+SHARED_MISSING = (
+    f"needs the transcripts recorded by other projects in {SHARED_SSE}, which are read in place and "
+    "never copied into this repository; they are beside the clone in CI (../shared), not in a fresh clone"
+)
 
 
 def delta(content: str, finish: Optional[str] = None, index: int = 0) -> Dict[str, Any]:
@@ -82,3 +99,35 @@ def run_accumulator(body: bytes, response_format: Optional[Dict[str, Any]] = Non
         out.events.extend(acc.end())
     out.completion = acc.completion()
     return out
+
+
+class FixtureDir:
+    """The recorded transcripts, ours and the shared ones, as one folder: ``SSE / "name.sse"``."""
+
+    def __truediv__(self, name: str) -> Path:
+        for folder in (OWN_SSE, SHARED_SSE):
+            path = folder / name
+            if path.exists():
+                return path
+        if SHARED_SSE.is_dir():
+            raise FileNotFoundError(f"no transcript {name} in {OWN_SSE} or {SHARED_SSE}")
+        pytest.skip(f"{name} {SHARED_MISSING}")
+
+    def glob(self, pattern: str) -> Iterator[Path]:
+        """Every transcript matching ``pattern``, ours first, by name; shared ones only where present."""
+        found = {p.name: p for p in SHARED_SSE.glob(pattern)} if SHARED_SSE.is_dir() else {}
+        found.update({p.name: p for p in OWN_SSE.glob(pattern)})
+        return iter(sorted(found.values(), key=lambda p: p.name))
+
+    def names(self) -> List[str]:
+        """The stems of every transcript available here."""
+        return sorted(p.stem for p in self.glob("*.sse"))
+
+    @property
+    def shared_present(self) -> bool:
+        return SHARED_SSE.is_dir()
+
+
+SSE = FixtureDir()
+SSE_FIXTURES = SSE
+"""The recorded chat streams (``*.sse``): ours, and the shared ones where present."""

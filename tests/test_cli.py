@@ -193,6 +193,14 @@ def test_several_choices_are_shown_one_after_another(capsys: Any) -> None:
     assert out.splitlines() == [texts[0], "[choice 1]", texts[1], "[choice 2]", texts[2]]
 
 
+def test_two_interleaved_choices_are_labelled_as_they_start(capsys: Any) -> None:
+    path = FIXTURES / "llamacpp-n2-interleaved-usage-per-choice.sse"  # choice 1 arrives first
+    code, out, err = run(["replay", str(path)], capsys)
+    assert code == 0, err
+    texts = [c["message"]["content"] for c in final_completion(path)["choices"]]
+    assert all(text in out for text in texts) and "[choice 1]" in out
+
+
 def test_a_choice_that_arrives_first_is_labelled(capsys: Any) -> None:
     script = [chunk({"content": "one"}, index=1), chunk({"content": "zero"}, index=0),
               chunk({}, "stop", index=1), chunk({}, "stop", index=0)]
@@ -204,7 +212,10 @@ def test_a_choice_that_arrives_first_is_labelled(capsys: Any) -> None:
 
 
 # --------------------------------------------------------------------------- replay, demo, record
-@pytest.mark.parametrize("name", ["openai-content-usage", "deepseek-reasoning-tool-call", "mistral-content"])
+@pytest.mark.parametrize(
+    "name",
+    ["llamacpp-content-usage", "documented-reasoning-content", "openai-content-usage", "mistral-content"],
+)
 def test_replay_plays_a_transcript_through_the_client(name: str, capsys: Any) -> None:
     path = FIXTURES / f"{name}.sse"
     code, out, err = run(["replay", str(path)], capsys)
@@ -216,7 +227,7 @@ def test_replay_plays_a_transcript_through_the_client(name: str, capsys: Any) ->
 
 
 def test_replay_json_matches_the_accumulator(capsys: Any) -> None:
-    path = FIXTURES / "openai-parallel-tool-calls.sse"
+    path = FIXTURES / "documented-parallel-tool-calls.sse"
     code, out, _ = run(["replay", "--json", str(path)], capsys)
     assert code == 0
     events = [json.loads(line) for line in out.splitlines()]
@@ -281,7 +292,7 @@ def test_record_writes_the_exact_bytes(chunked: bool, tmp_path: Path, capsys: An
 
 
 def test_recorded_transcript_replays(tmp_path: Path, capsys: Any) -> None:
-    source = FIXTURES / "openai-content-usage.sse"
+    source = FIXTURES / "llamacpp-content-usage.sse"
     target = tmp_path / "rec.sse"
     with ReplayServer([ScriptedResponse(events=split_sse_events(source.read_bytes()))]) as server:
         argv = ["record", str(target), "--base-url", server.base_url, "--api-key", KEY, "Hi"]
@@ -316,7 +327,7 @@ def test_record_keeps_the_bytes_of_a_broken_stream(tmp_path: Path, capsys: Any) 
 
 
 def test_record_to_an_unwritable_path_is_a_usage_error(tmp_path: Path, capsys: Any) -> None:
-    with ReplayServer([ScriptedResponse.sse_file(FIXTURES / "openai-content-usage.sse")]) as server:
+    with ReplayServer([ScriptedResponse.sse_file(FIXTURES / "llamacpp-content-usage.sse")]) as server:
         code, _, err = run(["record", str(tmp_path / "no" / "dir.sse"), "--base-url", server.base_url, "Hi"],
                            capsys)
     assert code == 2

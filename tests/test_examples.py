@@ -46,7 +46,7 @@ def _load(name: str) -> object:
 def test_quickstart_prints_the_streamed_text(capsys: pytest.CaptureFixture[str]) -> None:
     from openai_stream.testing import demo_server
 
-    with demo_server("openai-content-usage.sse") as server:
+    with demo_server("llamacpp-content-usage.sse") as server:
         completion = _load("quickstart").main(server.base_url)  # type: ignore[attr-defined]
     out = capsys.readouterr().out
     text = completion.choices[0].message.content
@@ -58,19 +58,19 @@ def test_quickstart_prints_the_streamed_text(capsys: pytest.CaptureFixture[str])
 def test_tool_calls_example_sees_both_calls_in_order() -> None:
     from openai_stream.testing import demo_server
 
-    with demo_server("openai-parallel-tool-calls.sse") as server:
+    with demo_server("documented-parallel-tool-calls.sse") as server:
         calls = _load("tool_calls").main(server.base_url)  # type: ignore[attr-defined]
     assert [name for name, _ in calls] == ["GetWeatherArgs", "get_stock_price"]
     assert calls[0][1] == {"city": "Edinburgh", "country": "GB", "units": "c"}
 
 
-def test_iteration_example_sees_three_choices() -> None:
+def test_iteration_example_sees_both_choices() -> None:
     from openai_stream.testing import demo_server
 
-    with demo_server("openai-n3-choices.sse") as server:
+    with demo_server("llamacpp-n2-interleaved-usage-per-choice.sse") as server:
         seen = _load("iteration").main(server.base_url)  # type: ignore[attr-defined]
-    assert seen["content.done"] == 3
-    assert seen["done"] == 3
+    assert seen["content.done"] == 2
+    assert seen["done"] == 2
     assert seen["completion"] == 1
 
 

@@ -19,14 +19,14 @@ from typing import Any, Dict, Iterator, List, Optional
 
 import pytest
 import requests
-from conftest import SSE_FIXTURES
+from conftest import OWN_SSE
 
 import openai_stream
 from openai_stream import cli, local
 from openai_stream.testing import ReplayServer, ScriptedResponse
 
 ROOT = Path(__file__).resolve().parent.parent
-FIXTURES = SSE_FIXTURES
+FIXTURES = OWN_SSE  # the project's own recordings
 USER = [{"role": "user", "content": "Name three colors."}]
 
 

@@ -104,7 +104,7 @@ def test_sse_file_pieces_join_to_file_bytes(path: Path) -> None:
 
 
 def test_sse_fixture_files_exist() -> None:
-    assert len(SSE_FILES) >= 10
+    assert len(SSE_FILES) >= 4
 
 
 @pytest.mark.parametrize(
@@ -265,7 +265,7 @@ def test_keep_alive_reuses_connection() -> None:
 
 
 def test_sse_file_served_byte_exact() -> None:
-    path = next(p for p in SSE_FILES if p.name == "openai-content-usage.sse")
+    path = next(p for p in SSE_FILES if p.name == "llamacpp-content-usage.sse")
     for chunked in (True, False):
         with ReplayServer([ScriptedResponse.sse_file(path, chunked=chunked)]) as server:
             assert post(server.base_url, json={}).content == path.read_bytes()

@@ -24,7 +24,7 @@ def stream_of(server: ReplayServer) -> openai_stream.ChatCompletionStream:
 
 
 def test_handlers_see_what_iteration_yields_in_the_same_order() -> None:
-    with ReplayServer([transcript("openai-parallel-tool-calls.sse")]) as server:
+    with ReplayServer([transcript("documented-parallel-tool-calls.sse")]) as server:
         stream = stream_of(server)
         heard: List[Any] = []
         for name in EVENT_TYPES:
@@ -36,7 +36,7 @@ def test_handlers_see_what_iteration_yields_in_the_same_order() -> None:
 
 
 def test_once_runs_a_single_time_and_until_done_is_repeatable() -> None:
-    with ReplayServer([transcript("openai-content-usage.sse")]) as server:
+    with ReplayServer([transcript("llamacpp-content-usage.sse")]) as server:
         stream = stream_of(server)
         first: List[str] = []
         stream.once("content.delta", lambda event: first.append(event.delta))
@@ -47,7 +47,7 @@ def test_once_runs_a_single_time_and_until_done_is_repeatable() -> None:
 
 
 def test_a_listener_removed_mid_stream_hears_no_more() -> None:
-    with ReplayServer([transcript("openai-content-usage.sse")]) as server:
+    with ReplayServer([transcript("llamacpp-content-usage.sse")]) as server:
         stream = stream_of(server)
         heard: List[str] = []
 
@@ -67,7 +67,7 @@ class HandlerBug(Exception):
 
 @pytest.mark.parametrize("with_error_listener", [True, False])
 def test_a_raising_handler_ends_the_stream_and_its_exception_comes_back(with_error_listener: bool) -> None:
-    with ReplayServer([transcript("openai-content-usage.sse")]) as server:
+    with ReplayServer([transcript("llamacpp-content-usage.sse")]) as server:
         stream = stream_of(server)
         bug = HandlerBug("handler bug")
         deltas: List[str] = []
@@ -95,7 +95,7 @@ def test_a_raising_handler_ends_the_stream_and_its_exception_comes_back(with_err
 
 
 def test_a_raising_handler_also_ends_iteration() -> None:
-    with ReplayServer([transcript("openai-content-usage.sse")]) as server:
+    with ReplayServer([transcript("llamacpp-content-usage.sse")]) as server:
         stream = stream_of(server)
         stream.on("usage", lambda event: (_ for _ in ()).throw(HandlerBug("usage handler")))
         seen: List[str] = []
@@ -107,7 +107,7 @@ def test_a_raising_handler_also_ends_iteration() -> None:
 
 
 def test_iterating_twice_is_a_clear_error() -> None:
-    with ReplayServer([transcript("openai-content-usage.sse")]) as server:
+    with ReplayServer([transcript("llamacpp-content-usage.sse")]) as server:
         stream = stream_of(server)
         iterator = iter(stream)
         next(iterator)

@@ -227,7 +227,7 @@ def stream_in_threads(
 
 @pytest.mark.skipif(not LINUX_PROC, reason="counts sockets through /proc")
 def test_fifty_threads_share_one_client_and_reuse_its_connections() -> None:
-    transcript = ScriptedResponse.sse_file(FIXTURES / "openai-content-usage.sse")
+    transcript = ScriptedResponse.sse_file(FIXTURES / "llamacpp-content-usage.sse")
     with ReplayServer([transcript]) as server:
         expected = reference(server).to_dict()
         client = make_client(server.base_url)
@@ -356,7 +356,7 @@ def test_threaded_app_example_cancels_one_stream_and_finishes_the_others() -> No
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    with demo_server("openai-content-usage", delay=0.05) as server:
+    with demo_server("llamacpp-content-usage", delay=0.05) as server:
         outcomes = module.main(server.base_url)
     assert [o.split(":")[0].split(" ")[0] for o in outcomes] == ["done", "cancelled", "done", "done"]
     assert not stream_threads()

@@ -209,6 +209,7 @@ def _is_prefix_of(partial: Any, final: Any) -> bool:
 @pytest.mark.parametrize(
     "fixture",
     [
+        "documented-parallel-tool-calls.sse",
         "openai-parallel-tool-calls.sse",
         "deepseek-reasoning-tool-call.sse",
         "mistral-incremental-tool-call.sse",

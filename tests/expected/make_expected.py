@@ -15,6 +15,7 @@ compare its snapshot with our completion, a second opinion independent of this o
 from __future__ import annotations
 
 import json
+import os
 import re
 import sys
 import warnings
@@ -22,7 +23,15 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
 HERE = Path(__file__).resolve().parent
-FIXTURES = HERE.parent / "fixtures" / "sse"
+FIXTURES = HERE.parent / "fixtures" / "sse"  # the project's own recordings and documented shapes
+# Other projects' recordings, read in place beside the clone (never copied in).
+SHARED_ROOT = Path(os.environ.get("OPENAI_STREAM_SHARED") or HERE.parent.parent.parent / "shared")
+SHARED = SHARED_ROOT / "fixtures" / "sse"
+
+
+def fixture_path(name: str) -> Path:
+    own = FIXTURES / f"{name}.sse"
+    return own if own.exists() else SHARED / f"{name}.sse"
 
 # Fields the spec names; everything else is an "extra" that must be kept.
 CHUNK_FIELDS = {"id", "object", "created", "model", "system_fingerprint", "choices", "usage", "error"}
@@ -481,9 +490,9 @@ def openai_opinion(path: Path) -> str:
 
 
 def main(argv: List[str]) -> int:
-    names = argv or sorted(p.stem for p in FIXTURES.glob("*.sse"))
+    names = argv or sorted({p.stem for folder in (FIXTURES, SHARED) for p in folder.glob("*.sse")})
     for name in names:
-        path = FIXTURES / f"{name}.sse"
+        path = fixture_path(name)
         expected = run_oracle(path)
         expected["openai_oracle"] = openai_opinion(path)
         if name in NOTES:
