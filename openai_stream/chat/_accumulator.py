@@ -420,8 +420,9 @@ class ChatCompletionAccumulator:
     def _feed_tool_call(self, state: _Choice, fragment: Dict[str, Any], events: List[Event]) -> None:
         function = fragment.get("function") or {}
         name = function.get("name")
+        extra = not _TOOL_KEYS.issuperset(fragment)
         custom: Optional[Dict[str, Any]] = None
-        if not _TOOL_KEYS.issuperset(fragment) and fragment.get("custom") is not None:
+        if extra and fragment.get("custom") is not None:
             # A custom (freeform) tool call: {"type": "custom", "custom": {"name", "input"}}.
             custom = fragment["custom"]
             if not isinstance(custom, dict):
@@ -436,17 +437,17 @@ class ChatCompletionAccumulator:
                 # "0" and 0 would silently make two calls of one.
                 raise TypeError(f"tool call index {position!r} is not an integer")
             call = state.calls_by_index.get(position)
-            # Ollama sends parallel calls all at index 0, each with its own id and name.
-            if call is not None and name and call_id and call.id and call_id != call.id:
-                call = None
+            if call_id and call is not None and call.id and call_id != call.id:
+                by_id = state.calls_by_id.get(call_id)
+                if by_id is not None:
+                    call = by_id  # the index names one call, the id an earlier one: the id wins
+                elif name:
+                    call = None  # Ollama sends parallel calls all at index 0, each with its own id and name
+                # else LM Studio: a new id on a continuation of the same call
         elif call_id:
             call = state.calls_by_id.get(call_id)
         else:
             call = state.calls[-1] if state.calls else None
-        if call is not None and call_id and call.id and call_id != call.id:
-            # The index names one call and the id another one already known (an earlier,
-            # finished call): the fragment belongs to the call its id names.
-            call = state.calls_by_id.get(call_id, call)
         if (call is not None and call.done) or (call is None and state.finished):
             raise _ProtocolViolation(_late_fragment(state, call))
         announce = False
@@ -483,7 +484,7 @@ class ChatCompletionAccumulator:
         else:
             arguments = function.get("arguments")
             known = _FUNCTION_KEYS
-        if not _TOOL_KEYS.issuperset(fragment):
+        if extra:
             for key, value in fragment.items():
                 if key not in _TOOL_KEYS and value is not None and key != "custom":
                     call.extra[key] = value
