@@ -39,7 +39,7 @@ from .engine._events import (
     UsageEvent,
 )
 from .errors import OpenAIError
-from .testing import ReplayServer, ScriptedResponse, demo_transcript, split_sse_events
+from .testing import ReplayServer, ScriptedResponse, demo_transcript, demo_transcripts, split_sse_events
 from .transport._http import iter_body
 from .transport._sse import SSEDecoder
 
@@ -84,9 +84,12 @@ class Renderer:
     """Writes events for a person: content plain, reasoning dim, tool calls and refusals marked.
 
     Each switch of kind starts a new line with a label (``[reasoning]``,
-    ``[tool call N]``, ``[refusal]``). With several choices, the first one to
-    arrive streams live and the others are shown, labelled ``[choice N]``,
-    when :meth:`finish` is called at the end of the stream.
+    ``[tool call N]``, ``[refusal]``). With ``several_choices`` (known before
+    the stream starts: ``-n``, or a transcript read ahead), every choice is
+    labelled ``[choice N]`` and shown in index order: choice 0 streams live,
+    the others when :meth:`finish` is called at the end of the stream. When
+    a second choice turns up unannounced, the first one to arrive has
+    already streamed: the others follow it, labelled.
     """
 
     _STYLES = {"reasoning": "\x1b[2m", "tool": "\x1b[36m", "refusal": "\x1b[33m"}
@@ -97,6 +100,7 @@ class Renderer:
         self.color = color
         self.several_choices = several_choices
         self._live: Optional[int] = None
+        self._started = False  # the live choice showed its first event (and label)
         self._held: Dict[int, List[Event]] = {}
         self._section: Optional[str] = None
         self._line_open = False
@@ -107,13 +111,15 @@ class Renderer:
         if choice is None:
             return
         if self._live is None:
-            self._live = choice
-            if self.several_choices or choice != 0:
-                self._announce(choice)
+            self._live = 0 if self.several_choices else choice
         if choice != self._live:
             self.several_choices = True
             self._held.setdefault(choice, []).append(event)
             return
+        if not self._started:
+            self._started = True
+            if self.several_choices or choice != 0:
+                self._announce(choice)
         if isinstance(event, ContentDeltaEvent):
             self._write("content", "", event.delta)
         elif isinstance(event, ReasoningDeltaEvent):
@@ -133,7 +139,7 @@ class Renderer:
         while self._held:
             choice = min(self._held)
             self.end_line()
-            self._live, self._section = choice, None
+            self._live, self._section, self._started = choice, None, True
             self._announce(choice)
             for event in self._held.pop(choice):
                 self.handle(event)
@@ -316,6 +322,13 @@ def cmd_chat(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def cmd_record(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    if not args.file.endswith(".sse"):
+        raise UsageError(
+            f"record saves to a FILE ending in .sse, got {args.file!r}; the FILE comes before the "
+            "PROMPT: openai-stream record FILE.sse \"PROMPT\""
+        )
+    if os.path.exists(args.file) and not args.force:
+        raise UsageError(f"{args.file} exists; pass --force to overwrite it")
     body = _request(args)
 
     def record(base_url: Optional[str]) -> int:
@@ -374,7 +387,52 @@ def _check_transcript(data: bytes) -> str:
     return f"{len(events)} events, finish {', '.join(reasons) or 'none'}{', [DONE]' if done else ''}"
 
 
+def _choice_count(data: bytes) -> int:
+    """How many choices a transcript holds, read ahead so that each can be labelled in order."""
+    decoder = SSEDecoder()
+    events = list(decoder.feed(data))
+    trailing = decoder.end()
+    if trailing is not None:
+        events.append(trailing)
+    seen = set()
+    for sse in events:
+        try:
+            chunk = json.loads(sse.data)
+        except ValueError:
+            continue
+        choices = chunk.get("choices") if isinstance(chunk, dict) else None
+        for choice in choices if isinstance(choices, list) else ():
+            if isinstance(choice, dict):
+                seen.add(choice.get("index", 0))
+    return len(seen)
+
+
+def _not_a_transcript(data: bytes, label: str) -> Optional[str]:
+    """Why ``data`` is not a server-sent-events transcript, or None when it is one."""
+    if not data.strip():
+        return f"{label} is empty"
+    decoder = SSEDecoder()
+    try:
+        events = list(decoder.feed(data))
+        trailing = decoder.end()
+    except OpenAIError:
+        return None  # an event stream, broken in a way the replay reports
+    if trailing is not None:
+        events.append(trailing)
+    if any(sse.data for sse in events):
+        return None
+    start = data.lstrip()[:1]
+    kind = "a JSON document (a non-streamed answer?)" if start in (b"{", b"[") else "not an event stream"
+    return (
+        f"{label} is {kind}: it has no 'data:' lines. replay plays a transcript of server-sent "
+        "events, the raw bytes `openai-stream record FILE.sse PROMPT` saves"
+    )
+
+
 def _replay(data: bytes, label: str, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    problem = _not_a_transcript(data, label)
+    if problem is not None:
+        raise UsageError(problem)
     # Close-delimited: the server hangs up after the last event, so no idle keep-alive
     # connection is left for the client to reset when it closes.
     response = ScriptedResponse(events=split_sse_events(data), delay=args.delay, chunked=False)
@@ -385,7 +443,7 @@ def _replay(data: bytes, label: str, args: argparse.Namespace, out: TextIO, err:
             stream = client.chat.completions.stream(
                 model="replay", messages=[{"role": "user", "content": "(replay)"}]
             )
-            return _run(stream, args, out, err, live=False)
+            return _run(stream, args, out, err, several_choices=_choice_count(data) > 1, live=False)
 
 
 def cmd_replay(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
@@ -419,14 +477,17 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument("--json", action="store_true", help="print every event as one JSON line")
 
     request = argparse.ArgumentParser(add_help=False)
-    request.add_argument("--model", help="model name (default: $OPENAI_MODEL or gpt-4o-mini)")
+    request.add_argument(
+        "--model",
+        help=f"model name (default: $OPENAI_MODEL or gpt-4o-mini; with --local, {local.MODEL_NAME})",
+    )
     request.add_argument("--base-url", help="server URL (default: $OPENAI_BASE_URL or OpenAI)")
     request.add_argument("--api-key", help="API key (default: $OPENAI_API_KEY; prefer the variable)")
     request.add_argument("--system", help="a system message sent before the prompt")
     request.add_argument("--max-tokens", type=int)
     request.add_argument("--temperature", type=float)
     request.add_argument("--seed", type=int)
-    request.add_argument("-n", type=int, help="number of choices")
+    request.add_argument("-n", "--n", dest="n", type=int, help="number of choices (each is labelled)")
     request.add_argument("--max-retries", type=int, default=2, help="retries before the body starts")
     request.add_argument("--no-usage", action="store_true", help="leave out stream_options.include_usage")
     request.add_argument(
@@ -446,13 +507,19 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_argument("file", help="a transcript saved by `record` (raw SSE bytes)")
     replay.set_defaults(func=cmd_replay)
     record = commands.add_parser("record", parents=[request], help="save the raw SSE bytes of a request")
-    record.add_argument("file", help="where to write the transcript")
+    record.add_argument("file", help="where to write the transcript (a new FILE.sse)")
+    record.add_argument("--force", action="store_true", help="overwrite FILE if it exists")
     record.add_argument("prompt", help=prompt_help)
     record.set_defaults(func=cmd_record)
+    names = demo_transcripts()
     demo = commands.add_parser(
-        "demo", parents=[show], help="replay a packaged transcript (no key, no network)"
+        "demo", parents=[show], help="replay a packaged transcript (no key, no network)",
+        description=f"Replay a packaged transcript. The transcripts: {', '.join(names)}.",
     )
-    demo.add_argument("name", nargs="?", default=DEMO_TRANSCRIPT, help="which packaged transcript")
+    demo.add_argument(
+        "name", nargs="?", default=DEMO_TRANSCRIPT,
+        help=f"which packaged transcript: {', '.join(names)} (default: {DEMO_TRANSCRIPT})",
+    )
     demo.add_argument("--delay", type=float, default=0.02, help="seconds between replayed events")
     demo.set_defaults(func=cmd_demo)
     return parser

@@ -190,7 +190,8 @@ def test_several_choices_are_shown_one_after_another(capsys: Any) -> None:
     assert code == 0, err
     completion = final_completion(FIXTURES / "openai-n3-choices.sse")
     texts = [c["message"]["content"] for c in completion["choices"]]
-    assert out.splitlines() == [texts[0], "[choice 1]", texts[1], "[choice 2]", texts[2]]
+    # The transcript is read ahead: every choice is labelled, choice 0 included, in order.
+    assert out.splitlines() == ["[choice 0]", texts[0], "[choice 1]", texts[1], "[choice 2]", texts[2]]
 
 
 def test_two_interleaved_choices_are_labelled_as_they_start(capsys: Any) -> None:
@@ -401,3 +402,84 @@ def test_python_dash_m_runs_the_demo() -> None:
         cwd=str(ROOT), env=env, capture_output=True, text=True, timeout=60,
     )
     assert bad.returncode == 2
+
+
+# --------------------------------------------------------------------------- issue 13 §10
+INTERLEAVED = [chunk({"content": "one"}, index=1), chunk({"content": "zero"}, index=0),
+               chunk({"content": "two"}, index=2), chunk({}, "stop", index=1),
+               chunk({}, "stop", index=0), chunk({}, "stop", index=2)]
+
+
+@pytest.mark.parametrize("flag", ["--n", "-n"])
+def test_n_labels_every_choice_in_order(flag: str, capsys: Any) -> None:
+    with ReplayServer([ScriptedResponse.from_chunks(INTERLEAVED)]) as server:
+        code, out, err = run(["chat", "--base-url", server.base_url, flag, "3", "Hi"], capsys)
+        (request,) = server.requests
+    assert code == 0, err
+    assert request.json["n"] == 3 and request.json["messages"][-1]["content"] == "Hi"
+    assert out.splitlines() == ["[choice 0]", "zero", "[choice 1]", "one", "[choice 2]", "two"]
+
+
+def test_replay_labels_interleaved_choices_in_order(capsys: Any) -> None:
+    path = FIXTURES / "llamacpp-n2-interleaved-usage-per-choice.sse"
+    code, out, err = run(["replay", str(path)], capsys)
+    assert code == 0, err
+    texts = [c["message"]["content"] for c in final_completion(path)["choices"]]
+    assert out.splitlines() == ["[choice 0]", texts[0], "[choice 1]", texts[1]]
+
+
+@pytest.mark.parametrize(
+    ("content", "says"),
+    [
+        (b'{"id": "chatcmpl-1", "object": "chat.completion", "choices": []}\n', "a JSON document"),
+        (b"Just some notes\nabout a bug\n", "not an event stream"),
+        (b"", "is empty"),
+    ],
+)
+def test_replay_of_a_file_that_is_not_an_event_stream_says_so(
+    content: bytes, says: str, tmp_path: Path, capsys: Any
+) -> None:
+    path = tmp_path / "answer.json"
+    path.write_bytes(content)
+    code, out, err = run(["replay", str(path)], capsys)
+    assert code == 2 and out == ""
+    assert says in err and "retry" not in err and "Traceback" not in err
+
+
+def test_record_refuses_to_overwrite_without_force(tmp_path: Path, capsys: Any) -> None:
+    target = tmp_path / "kept.sse"
+    target.write_bytes(b"precious")
+    source = (FIXTURES / "openai-content-usage.sse").read_bytes()
+    with ReplayServer([ScriptedResponse(events=split_sse_events(source))]) as server:
+        argv = ["record", str(target), "--base-url", server.base_url, "--api-key", KEY, "Hi"]
+        code, _, err = run(argv, capsys)
+        assert code == 2 and "--force" in err
+        assert target.read_bytes() == b"precious" and server.requests == []
+        code, _, err = run([*argv, "--force"], capsys)
+        assert code == 0, err
+    assert target.read_bytes() == source
+
+
+@pytest.mark.parametrize("argv", [["out.txt", "Hi"], ["Hello there", "out.sse"]])
+def test_record_refuses_a_file_that_does_not_end_in_sse(argv: List[str], tmp_path: Path, capsys: Any) -> None:
+    with ReplayServer([ScriptedResponse.from_chunks(SCRIPT)]) as server:
+        code, _, err = run(["record", *argv, "--base-url", server.base_url, "--api-key", KEY], capsys)
+        assert server.requests == []
+    assert code == 2 and ".sse" in err and "FILE comes before the PROMPT" in err
+    assert not Path("out.sse").exists() and not Path("out.txt").exists()
+
+
+def test_demo_help_lists_the_transcripts(capsys: Any) -> None:
+    code, out, _ = run(["demo", "--help"], capsys)
+    assert code == 0
+    flat = " ".join(out.split())
+    for name in demo_transcripts():
+        assert name in flat
+
+
+def test_chat_help_gives_the_local_default_model(capsys: Any) -> None:
+    code, out, _ = run(["chat", "--help"], capsys)
+    assert code == 0
+    flat = " ".join(out.split())
+    assert f"with --local, {openai_stream.local.MODEL_NAME}" in flat
+    assert "gpt-4o-mini" in flat and "--n N" in flat
