@@ -461,7 +461,10 @@ def test_record_refuses_to_overwrite_without_force(tmp_path: Path, capsys: Any) 
 
 
 @pytest.mark.parametrize("argv", [["out.txt", "Hi"], ["Hello there", "out.sse"]])
-def test_record_refuses_a_file_that_does_not_end_in_sse(argv: List[str], tmp_path: Path, capsys: Any) -> None:
+def test_record_refuses_a_file_that_does_not_end_in_sse(
+    argv: List[str], tmp_path: Path, capsys: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
     with ReplayServer([ScriptedResponse.from_chunks(SCRIPT)]) as server:
         code, _, err = run(["record", *argv, "--base-url", server.base_url, "--api-key", KEY], capsys)
         assert server.requests == []
