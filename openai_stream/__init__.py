@@ -13,6 +13,7 @@ A blocking ``requests`` loop decodes server-sent events, a sans-I/O
     completion = stream.until_done()
 """
 
+from ._logs import setup_from_environment as _setup_logging
 from ._pydantic import pydantic_function_tool
 from ._version import __version__
 from .azure import AzureClient
@@ -172,3 +173,5 @@ __all__ = [
     "MaxRoundsExceededError",
     "StructuredOutputError",
 ]
+
+_setup_logging()  # OPENAI_LOG=debug|info: log records on stderr (see openai_stream._logs)
