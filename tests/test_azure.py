@@ -17,13 +17,13 @@ from typing import Any, Iterator, List
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
+from conftest import SHARED_MISSING, SHARED_SSE
 from test_fixtures import EXPECTED, facts
 
 import openai_stream
 from openai_stream.testing import ReplayServer, ScriptedResponse
 
-SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "fixtures" / "sse"
-AZURE_TRANSCRIPTS = sorted(SHARED.glob("azure-*.sse")) if SHARED.is_dir() else []
+AZURE_TRANSCRIPTS = sorted(SHARED_SSE.glob("azure-*.sse")) if SHARED_SSE.is_dir() else []
 USER = [{"role": "user", "content": "hi"}]
 CHUNKS = [
     {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "gpt-4o",
@@ -230,7 +230,7 @@ def test_the_key_and_tokens_are_redacted_from_errors() -> None:
             assert secret not in text
 
 
-@pytest.mark.skipif(not AZURE_TRANSCRIPTS, reason=f"the shared Azure transcripts are not at {SHARED}")
+@pytest.mark.skipif(not AZURE_TRANSCRIPTS, reason=SHARED_MISSING)
 @pytest.mark.parametrize("path", AZURE_TRANSCRIPTS, ids=lambda p: p.stem)
 def test_recorded_azure_transcripts_replay_through_an_azure_client(path: Path) -> None:
     expected = json.loads((EXPECTED / f"{path.stem}.json").read_text(encoding="utf-8"))
