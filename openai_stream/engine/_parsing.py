@@ -55,8 +55,10 @@ def parse_partial(text: str) -> Any:
     """Best-effort parse of JSON that may be cut off anywhere; ``None`` when nothing is usable yet.
 
     Complete values are kept, a string being written is kept as far as it
-    goes, and a number, ``true``/``false``/``null`` or key still being written
-    is left out. Text that can never become JSON also gives ``None``.
+    goes, a number being written reads as its digits so far (``31`` cut
+    after the ``3`` reads ``3``; ``1.5e`` or a lone ``-`` is left out), and
+    ``true``/``false``/``null`` or a key still being written is left out.
+    Text that can never become JSON also gives ``None``.
     """
     if not text:
         return None
