@@ -86,8 +86,17 @@ from .responses._events import (
     ResponseReasoningDoneEvent,
     ResponseStreamEvent,
 )
+from .responses._resource import Responses
 from .responses._response import Response, ResponseContent, ResponseOutputItem, ResponseUsage
-from .tools._runner import RUNNER_EVENT_TYPES, MessageEvent, RoundEvent, ToolResultEvent, ToolRunner
+from .responses._stream import ResponseStream
+from .tools._runner import (
+    RUNNER_EVENT_TYPES,
+    MessageEvent,
+    ResponseToolRunner,
+    RoundEvent,
+    ToolResultEvent,
+    ToolRunner,
+)
 from .tools._tool import Tool, tool
 from .transport._http import Timeout
 from .transport._sse import ServerSentEvent, SSEDecoder
@@ -123,6 +132,9 @@ __all__ = [
     "CompletionEvent",
     "ErrorEvent",
     "ResponseAccumulator",
+    "Responses",
+    "ResponseStream",
+    "ResponseToolRunner",
     "Response",
     "ResponseOutputItem",
     "ResponseContent",

@@ -1,4 +1,4 @@
-"""The client: configuration, the connection pool, and the API resources (``client.chat``)."""
+"""The client: configuration, the connection pool, the API resources (``client.chat``, ``.responses``)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Any, Callable, Dict, Mapping, Optional, TypeVar, Union
 from .chat._resource import Chat
 from .engine._stream import check_idle_timeout
 from .errors import APIConnectionError
+from .responses._resource import Responses
 from .transport._http import (
     DEFAULT_TIMEOUT,
     TimeoutTypes,
@@ -162,6 +163,7 @@ class Client:
             verify=verify,
         )
         self.chat = Chat(self)
+        self.responses = Responses(self)
 
     def __repr__(self) -> str:
         return f"<openai_stream.Client base_url={self.base_url!r}>"

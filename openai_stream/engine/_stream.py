@@ -54,9 +54,11 @@ from typing_extensions import Protocol
 from ..errors import (
     APIError,
     APIStatusError,
+    APITimeoutError,
     APIUserAbortError,
     InvalidStreamDataError,
     OpenAIError,
+    StreamInterruptedError,
 )
 from ..transport._body import BodyReader
 from ..transport._cancel import BodyControl, CancelScope, bound
@@ -438,15 +440,7 @@ class BaseStream(EventEmitter, Generic[R]):
             tracked = True
             limits = self._request_timeout()
             with bound(self._scope):
-                response = self._transport.post(
-                    self._request_path,
-                    self._body,
-                    stream=True,
-                    timeout=limits,
-                    max_retries=self._max_retries,
-                    extra_headers=self._extra_headers,
-                    extra_query=self._extra_query,
-                )
+                response = self._send(limits)
             self._response = response
             control = self._control = BodyControl(response, limits.read)
             self.request_id = response.headers.get("x-request-id")
@@ -458,40 +452,62 @@ class BaseStream(EventEmitter, Generic[R]):
                 for handler in handlers:
                     handler(first)
             yield first
-            reader = self._reader = BodyReader(
-                iter_body(response),
-                content_type=response.headers.get("content-type") or "",
-                error_for=self._error_for_payload,
-                finished=self._accumulator_finished,
-                protocol=self._protocol,
-                unfinished=self._unfinished,
-                max_event_bytes=self._max_event_bytes,
-                idle_timeout=self._idle_timeout,
-                read_timeout=control.read_timeout,
-                set_read_timeout=control.set_timeout,
-            )
             feed = accumulator.feed
-            for payload in reader:
-                if self._closed:
-                    raise self._abort_error()
-                try:
-                    with acc_lock:
-                        events = feed(payload)
-                except InvalidStreamDataError as exc:
-                    # The events this payload produced before it failed: handlers see all the
-                    # result holds, then the error.
-                    events = [*exc.events, ErrorEvent(exc)]
-                for event in events:
+            resumes = 0
+            while True:  # one pass per HTTP response: the first, then any the stream resumes on
+                reader = self._reader = BodyReader(
+                    iter_body(response),
+                    content_type=response.headers.get("content-type") or "",
+                    error_for=self._error_for_payload,
+                    finished=self._accumulator_finished,
+                    protocol=self._protocol,
+                    unfinished=self._unfinished,
+                    max_event_bytes=self._max_event_bytes,
+                    idle_timeout=self._idle_timeout,
+                    read_timeout=control.read_timeout,
+                    set_read_timeout=control.set_timeout,
+                )
+                reading = True  # False while an event is fed and handled: only the body's own
+                try:  # failures may be resumed, never a handler's
+                    for payload in reader:
+                        reading = False
+                        if self._closed:
+                            raise self._abort_error()
+                        try:
+                            with acc_lock:
+                                events = feed(payload)
+                        except InvalidStreamDataError as exc:
+                            # The events this payload produced before it failed: handlers see all the
+                            # result holds, then the error.
+                            events = [*exc.events, ErrorEvent(exc)]
+                        for event in events:
+                            if self._closed:
+                                raise self._abort_error()
+                            kind = event.type
+                            if kind == "error":
+                                raise event.error  # type: ignore[attr-defined]
+                            handlers = self._handlers.get(kind)
+                            if handlers:
+                                for handler in handlers:
+                                    handler(event)
+                            yield event
+                        reading = True
+                except (StreamInterruptedError, APITimeoutError) as exc:
+                    if not reading or self._closed:
+                        raise
+                    resumes += 1
+                    with bound(self._scope):
+                        resumed = self._resume(exc, resumes, limits)
+                    if resumed is None:
+                        raise
+                    control.finish(reuse=False)
                     if self._closed:
-                        raise self._abort_error()
-                    kind = event.type
-                    if kind == "error":
-                        raise event.error  # type: ignore[attr-defined]
-                    handlers = self._handlers.get(kind)
-                    if handlers:
-                        for handler in handlers:
-                            handler(event)
-                    yield event
+                        resumed.close()
+                        raise self._abort_error() from None
+                    response = self._response = resumed
+                    control = self._control = BodyControl(response, limits.read)
+                    continue
+                break
             if reader.done:
                 control.read_end(_END_GRACE)
             if self._closed:
@@ -527,6 +543,27 @@ class BaseStream(EventEmitter, Generic[R]):
                 self._transport.untrack(self)
             self._finished.set()
             self._wake.set()
+
+    def _send(self, limits: Timeout) -> requests.Response:
+        """Send the stream's request and return the response whose body is the stream."""
+        return self._transport.post(
+            self._request_path,
+            self._body,
+            stream=True,
+            timeout=limits,
+            max_retries=self._max_retries,
+            extra_headers=self._extra_headers,
+            extra_query=self._extra_query,
+        )
+
+    def _resume(self, error: BaseException, attempt: int, limits: Timeout) -> Optional[requests.Response]:
+        """A response that continues a body cut by ``error`` (the ``attempt``-th time), or None.
+
+        None (the default) lets ``error`` end the stream. An API whose server
+        can send the rest of a stream (the Responses API) overrides it; what
+        it raises ends the stream instead.
+        """
+        return None
 
     def _accumulator_finished(self) -> bool:
         with self._acc_lock:

@@ -33,7 +33,7 @@ rules it applies, where the API documentation leaves room or servers differ:
 from __future__ import annotations
 
 import json
-from typing import Any, Callable, Dict, List, Mapping, Optional
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 from ..chat._completion import _plain
 from ..engine._events import (
@@ -41,6 +41,8 @@ from ..engine._events import (
     ContentDoneEvent,
     DoneEvent,
     ErrorEvent,
+    ModelToolCallDoneEvent,
+    ParsedContentDoneEvent,
     RefusalDeltaEvent,
     RefusalDoneEvent,
     StructuredContentDoneEvent,
@@ -49,7 +51,13 @@ from ..engine._events import (
     ToolCallDoneEvent,
 )
 from ..engine._parsing import parsed_or_none, wants_json
-from ..errors import APIError, InvalidStreamDataError, OpenAIError, error_from_payload
+from ..errors import (
+    APIError,
+    InvalidStreamDataError,
+    OpenAIError,
+    StructuredOutputError,
+    error_from_payload,
+)
 from ._events import (
     CustomToolCallDeltaEvent,
     CustomToolCallDoneEvent,
@@ -204,7 +212,15 @@ class ResponseAccumulator:
 
     Give the request's ``text`` parameter: when its ``format`` asks for JSON
     (``json_schema`` or ``json_object``), ``content.done`` events and the
-    response carry ``parsed``.
+    response carry ``parsed``. ``parse`` (a pydantic model's
+    :class:`~openai_stream._pydantic.ModelParser`) validates the output text
+    instead: ``content.done`` carries the instance, the response's ``parsed``
+    is the instance once the stream completed, and an answer that does not fit
+    ends the stream with :class:`~openai_stream.StructuredOutputError` in
+    place of ``completion``. ``tool_parsers`` maps tool names to the parsers
+    of their pydantic models (``parsed_arguments`` is then an instance).
+    ``starting_after`` is the ``sequence_number`` a resumed stream starts
+    after: events up to it count as already seen.
 
     Threads: it takes no lock of its own. The stream engine holds one lock
     around every :meth:`feed`, :meth:`end` and :meth:`snapshot`, which is what
@@ -215,9 +231,22 @@ class ResponseAccumulator:
     :class:`~openai_stream.engine._stream.BaseStream`.
     """
 
-    def __init__(self, *, text: Optional[Mapping[str, Any]] = None) -> None:
+    def __init__(
+        self,
+        *,
+        text: Optional[Mapping[str, Any]] = None,
+        parse: Optional[Callable[[str], Any]] = None,
+        tool_parsers: Optional[Mapping[str, Callable[..., Any]]] = None,
+        starting_after: Optional[int] = None,
+    ) -> None:
         fmt = text.get("format") if isinstance(text, Mapping) else None
-        self._structured = wants_json(fmt if isinstance(fmt, Mapping) else None)
+        self._structured = wants_json(fmt if isinstance(fmt, Mapping) else None) or parse is not None
+        self._parse = parse
+        self._tool_parsers = dict(tool_parsers or {})
+        # The last parse of an output text: (text, instance, error); the response's parse reuses
+        # the content.done one when the output is that one part.
+        self._parsed: Optional[Tuple[str, Any, Optional[StructuredOutputError]]] = None
+        self._final_parsed: Optional[Tuple[Any, Optional[StructuredOutputError]]] = None
         self._items: List[_Item] = []
         self._by_id: Dict[str, _Item] = {}
         self._by_index: Dict[int, _Item] = {}
@@ -227,7 +256,7 @@ class ResponseAccumulator:
         self._snapshot: Optional[Dict[str, Any]] = None  # the latest response object the server sent
         self._terminal: Optional[str] = None  # the terminal event's type, once it arrived
         self._extra: Dict[str, Any] = {}
-        self._last_sequence: Optional[int] = None
+        self._last_sequence: Optional[int] = starting_after
         self._events = 0
         self._gaps = 0
         self._missed = 0
@@ -254,6 +283,11 @@ class ResponseAccumulator:
     def sequence_number(self) -> Optional[int]:
         """The highest ``sequence_number`` seen (what a resumed stream starts after), or ``None``."""
         return self._last_sequence
+
+    @property
+    def response_id(self) -> Optional[str]:
+        """The response's ``id``, once the server sent it (what a resumed stream asks for), or ``None``."""
+        return self._response_id
 
     @property
     def sequence_gaps(self) -> int:
@@ -331,8 +365,54 @@ class ResponseAccumulator:
         if not self._done_sent:
             self._done_sent = True
             events.append(DoneEvent(0, self._finish_reason()))
+        if self._parse is not None:
+            error = self._parse_response()
+            if error is not None:
+                # A model was asked for and the answer does not fit it: not a completed response.
+                error.completion = self.response()
+                events.append(ErrorEvent(error))
+                return events
         events.append(ResponseCompletionEvent(self.response()))
         return events
+
+    def _parse_text(self, text: str) -> Tuple[Any, Optional[StructuredOutputError]]:
+        """Validate one output text with ``parse`` (once per text)."""
+        cached = self._parsed
+        if cached is not None and cached[0] == text:
+            return cached[1], cached[2]
+        assert self._parse is not None
+        try:
+            outcome: Tuple[Any, Optional[StructuredOutputError]] = (self._parse(text), None)
+        except StructuredOutputError as exc:
+            outcome = (None, exc)
+        self._parsed = (text, *outcome)
+        return outcome
+
+    def _parse_response(self) -> Optional[StructuredOutputError]:
+        """Validate the whole output text into the model; the error, if it does not fit."""
+        output = self.response().to_dict()["output"]
+        items = [item for item in output if isinstance(item, dict)]
+        kinds = {
+            part.get("type")
+            for item in items
+            if item.get("type") == "message"
+            for part in item.get("content") or ()
+            if isinstance(part, dict)
+        }
+        if "refusal" in kinds or any(item.get("type") in _TOOL_CALLS for item in items):
+            # A refusal replaces the answer, tool calls come instead of one: nothing to validate.
+            self._final_parsed = (None, None)
+            return None
+        if "output_text" not in kinds:
+            self._final_parsed = (None, None)
+            return StructuredOutputError(
+                "the response has no output text to parse into the text_format model (status "
+                f"{(self._snapshot or {}).get('status')!r}); an answer cut by max_output_tokens gives "
+                "this: raise it",
+                content="",
+            )
+        self._final_parsed = self._parse_text(output_text(output))
+        return self._final_parsed[1]
 
     @property
     def finished(self) -> bool:
@@ -370,7 +450,10 @@ class ResponseAccumulator:
             data["output"] = [item.to_dict() for item in list(self._items)]
         for key, value in list(self._extra.items()):
             data.setdefault(key, value)
-        if self._structured:
+        if self._parse is not None:
+            # The instance validated when the stream completed; None before, and when it did not fit.
+            data["parsed"] = self._final_parsed[0] if self._final_parsed is not None else None
+        elif self._structured:
             data["parsed"] = parsed_or_none(output_text(data["output"]))
         return Response(data)
 
@@ -557,9 +640,7 @@ class ResponseAccumulator:
 
     def _announce_call(self, item: _Item, events: List[Any]) -> None:
         item.announced = True
-        cls = CustomToolCallDeltaEvent if item.kind == "custom_tool_call" else ToolCallDeltaEvent
-        buf = item.buffer
-        events.append(cls(0, item.tool_index or 0, _call_id(item), _name(item), "", buf, buf.length))
+        self._call_delta(item, "", item.buffer.length, events)
 
     def _close_item(self, item: _Item, events: List[Any]) -> None:
         for part in item.summary:
@@ -571,8 +652,16 @@ class ResponseAccumulator:
             value = item.value()
             if not item.buffer.length and value:
                 self._tool_delta(item, value, events)  # the arguments arrived only whole
-            cls = CustomToolCallDoneEvent if item.kind == "custom_tool_call" else ToolCallDoneEvent
-            events.append(cls(0, item.tool_index, _call_id(item), _name(item), value))
+            call_id, name = _call_id(item), _name(item)
+            if item.kind == "custom_tool_call":
+                events.append(CustomToolCallDoneEvent(0, item.tool_index, call_id, name, value, "custom"))
+            else:
+                parse = self._tool_parsers.get(name or "") if self._tool_parsers else None
+                if parse is not None:
+                    index = item.tool_index
+                    events.append(ModelToolCallDoneEvent(0, index, call_id, name, value, "function", parse))
+                else:
+                    events.append(ToolCallDoneEvent(0, item.tool_index, call_id, name, value))
 
     # ------------------------------------------------------------------ parts
     def _add_part(self, item: _Item, data: Dict[str, Any], kind: str, index: Any, *, summary: bool) -> _Part:
@@ -691,8 +780,12 @@ class ResponseAccumulator:
         part.closed = True
         kind = part.kind
         if kind == "output_text":
-            done = StructuredContentDoneEvent if self._structured else ContentDoneEvent
-            events.append(done(0, part.text()))
+            if self._parse is not None:
+                text = part.text()
+                events.append(ParsedContentDoneEvent(0, text, *self._parse_text(text)))
+            else:
+                done = StructuredContentDoneEvent if self._structured else ContentDoneEvent
+                events.append(done(0, part.text()))
         elif kind == "refusal":
             events.append(RefusalDoneEvent(0, part.text()))
         elif kind == "reasoning_text":
@@ -721,8 +814,14 @@ class ResponseAccumulator:
         item.announced = True
         buf = item.buffer
         end = buf.append(delta)
-        cls = CustomToolCallDeltaEvent if item.kind == "custom_tool_call" else ToolCallDeltaEvent
-        events.append(cls(0, item.tool_index or 0, _call_id(item), _name(item), delta, buf, end))
+        self._call_delta(item, delta, end, events)
+
+    def _call_delta(self, item: _Item, delta: str, end: int, events: List[Any]) -> None:
+        index, call_id, name, buf = item.tool_index or 0, _call_id(item), _name(item), item.buffer
+        if item.kind == "custom_tool_call":
+            events.append(CustomToolCallDeltaEvent(0, index, call_id, name, delta, buf, end, "custom"))
+        else:
+            events.append(ToolCallDeltaEvent(0, index, call_id, name, delta, buf, end))
 
     def _value_done(self, payload: Dict[str, Any], events: List[Any], item_kind: str, key: str) -> None:
         value = payload[key]

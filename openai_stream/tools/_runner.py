@@ -1,6 +1,10 @@
 """The tool runner: stream a round, run each tool as soon as its call is complete, send the results back.
 
-``client.chat.completions.run_tools(...)`` returns a :class:`ToolRunner`. Each
+One runner for both APIs: ``client.chat.completions.run_tools(...)`` returns a
+:class:`ToolRunner`, ``client.responses.run_tools(...)`` a
+:class:`ResponseToolRunner`; they differ only in how a round is requested and
+how its answer and the tools' results join the conversation (see
+:class:`ResponseToolRunner` for the Responses API's items). Each
 round streams one completion and re-emits its events; a ``tool_call.done`` of
 choice 0 whose arguments are a complete JSON object starts that tool on a
 thread pool while later calls still stream (other calls wait for the choice's
@@ -37,6 +41,7 @@ from typing import (
     NamedTuple,
     Optional,
     Sequence,
+    TypeVar,
     Union,
 )
 
@@ -44,9 +49,9 @@ from pyee import EventEmitter
 
 from .._params import to_json
 from ..chat._completion import APIObject, ChatCompletion
-from ..chat._stream import OPENAI_PYTHON_EVENTS, ChatCompletionStream
+from ..chat._stream import OPENAI_PYTHON_EVENTS
 from ..engine._events import EVENT_TYPES, DoneEvent, ErrorEvent, ToolCallDoneEvent
-from ..engine._stream import check_event_name
+from ..engine._stream import BaseStream, check_event_name
 from ..errors import (
     APIUserAbortError,
     MaxRoundsExceededError,
@@ -56,13 +61,18 @@ from ..errors import (
     ToolDefinitionError,
     UnknownToolError,
 )
+from ..responses._events import RESPONSE_EVENT_TYPES
+from ..responses._response import Response
+from ..responses._stream import RESPONSE_EVENT_ALIASES
 from ._tool import Tool, result_text, tool
 
 if TYPE_CHECKING:
     from ..chat._resource import Completions
+    from ..responses._resource import Responses
 
 __all__ = [
     "ToolRunner",
+    "ResponseToolRunner",
     "ToolResultEvent",
     "MessageEvent",
     "RoundEvent",
@@ -112,11 +122,21 @@ class MessageEvent(_MessageFields):
 
 class _RoundFields(NamedTuple):
     number: int
-    completion: ChatCompletion
+    completion: Any
 
 
 class RoundEvent(_RoundFields):
-    """Round ``number`` (from 1) ended: its assistant and tool messages are in the conversation."""
+    """Round ``number`` (from 1) ended: its assistant and tool messages are in the conversation.
+
+    ``completion`` is the round's :class:`~openai_stream.ChatCompletion`, or
+    its :class:`~openai_stream.Response` in a :class:`ResponseToolRunner`
+    (``response`` names it too).
+    """
+
+    @property
+    def response(self) -> Any:
+        """The round's result (the same object as ``completion``)."""
+        return self.completion
 
     __slots__ = ()
     type: ClassVar[str] = "round"
@@ -128,6 +148,15 @@ class _Outcome(NamedTuple):
     exception: Optional[BaseException]
     seconds: float
     content: str
+
+
+class _Sent(NamedTuple):
+    """A tool call as the round's final answer has it."""
+
+    call_id: str
+    name: Optional[str]
+    text: str  # a function's arguments, a custom call's input
+    kind: str  # "function" or "custom"
 
 
 class _Call:
@@ -144,43 +173,25 @@ class _Call:
         self.reported = False
 
 
-class ToolRunner(EventEmitter):
-    """Runs a conversation with tools until the model answers without calling one.
-
-    Register handlers like on a stream (``@runner.on("content.delta")``,
-    ``"tool_call.done"``...), plus ``tool.result`` (:class:`ToolResultEvent`),
-    ``message`` (:class:`MessageEvent`) and ``round`` (:class:`RoundEvent`).
-    :meth:`until_done` runs every round and returns the last completion;
-    :attr:`messages` is the whole conversation. Nothing is sent before
-    :meth:`until_done`.
-
-    A tool's failure never stops the run: the model receives a message naming
-    the tool and the problem, so it can correct itself. A handler that raises,
-    a stream error, or reaching ``max_rounds``
-    (:class:`MaxRoundsExceededError`) ends the run with that error.
-    ``parallel_tool_calls=False`` is sent as given and runs tools one at a time.
-    """
+class _Runner(EventEmitter):
+    """What both runners share: the tools, the rounds, running calls early, reporting results."""
 
     _event_types: ClassVar[FrozenSet[str]] = frozenset(EVENT_TYPES) | frozenset(RUNNER_EVENT_TYPES)
     """Every event a runner emits: each round's stream events, and its own."""
+    _event_aliases: ClassVar[Mapping[str, str]] = OPENAI_PYTHON_EVENTS
 
     def __init__(
         self,
-        completions: Completions,
         *,
         model: str,
-        messages: Iterable[Union[Mapping[str, Any], APIObject]],
         tools: Sequence[Union[Tool[Any, Any], Callable[..., Any]]],
-        max_rounds: int = 10,
-        max_workers: Optional[int] = None,
-        **params: Any,
+        max_rounds: int,
+        max_workers: Optional[int],
+        params: Dict[str, Any],
     ) -> None:
         super().__init__()
         if max_rounds < 1:
             raise ValueError("max_rounds must be 1 or more")
-        if params.get("n") not in (None, 1):
-            raise OpenAIError("run_tools continues one conversation; n must be 1")
-        self._completions = completions
         self._model = model
         self._params = params
         self._max_rounds = max_rounds
@@ -200,28 +211,29 @@ class ToolRunner(EventEmitter):
             self._tools[as_tool.name] = as_tool
         self._definitions = [t.definition for t in self._tools.values()]
         self._workers = 1 if params.get("parallel_tool_calls") is False else max_workers
-        self.messages: List[Dict[str, Any]] = [to_json(m, f"messages[{i}]") for i, m in enumerate(messages)]
-        """The whole conversation: the messages given, then each round's assistant and tool messages."""
-        self.completions: List[ChatCompletion] = []
-        """Each round's completion, in order."""
-        self._completion: Optional[ChatCompletion] = None
+        self._conversation: List[Dict[str, Any]] = []
+        self._results: List[Any] = []
+        self._result: Any = None
         self._error: Optional[BaseException] = None
         self._started = False
         self._closed = False
         self._start_lock = threading.Lock()
-        self._stream: Optional[ChatCompletionStream] = None
+        self._stream: Optional[BaseStream[Any]] = None
 
     def __repr__(self) -> str:
-        return f"<ToolRunner model={self._model!r} tools={list(self._tools)} rounds={len(self.completions)}>"
+        return (
+            f"<{type(self).__name__} model={self._model!r} tools={list(self._tools)} "
+            f"rounds={len(self._results)}>"
+        )
 
     def _add_event_handler(self, event: str, k: Callable[..., Any], v: Callable[..., Any]) -> None:
         # on, once, add_listener and their decorator forms all arrive here.
-        check_event_name("ToolRunner", event, self._event_types, OPENAI_PYTHON_EVENTS)
+        check_event_name(type(self).__name__, event, self._event_types, self._event_aliases)
         super()._add_event_handler(event, k, v)
 
     def listeners(self, event: str) -> List[Callable[..., Any]]:
         """The listeners of ``event``, in the order they were added."""
-        check_event_name("ToolRunner", event, self._event_types, OPENAI_PYTHON_EVENTS)
+        check_event_name(type(self).__name__, event, self._event_types, self._event_aliases)
         return super().listeners(event)
 
     @property
@@ -229,15 +241,32 @@ class ToolRunner(EventEmitter):
         """The tools by name."""
         return dict(self._tools)
 
-    def until_done(self) -> ChatCompletion:
-        """Run every round and return the last completion (the one without tool calls).
+    # ------------------------------------------------------------------ what each API says
+    def _open_round(self, number: int) -> BaseStream[Any]:
+        """The stream of round ``number``."""
+        raise NotImplementedError
 
-        Raises :class:`MaxRoundsExceededError` when the model still calls tools
-        after ``max_rounds`` rounds, and any error of a stream or a handler.
-        Calling it again returns the same completion, or raises the same error.
-        """
-        if self._completion is not None:
-            return self._completion
+    def _final_calls(self, result: Any, number: int) -> List[_Sent]:
+        """The tool calls the round's final answer holds, in order."""
+        raise NotImplementedError
+
+    def _record_answer(self, result: Any, number: int) -> None:
+        """Append the round's answer to the conversation."""
+        raise NotImplementedError
+
+    def _result_entry(self, sent: _Sent, content: str) -> Dict[str, Any]:
+        """The conversation entry that gives a call's result back to the model."""
+        raise NotImplementedError
+
+    def _unit(self) -> str:
+        """What the conversation is called (``messages``, ``input``), for messages."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ running
+    def _run_rounds(self) -> Any:
+        """Run every round and return the last round's result (see the subclasses' ``until_done``)."""
+        if self._result is not None:
+            return self._result
         if self._error is not None:
             raise self._error
         with self._start_lock:
@@ -247,16 +276,16 @@ class ToolRunner(EventEmitter):
         executor = ThreadPoolExecutor(self._workers, thread_name_prefix="openai_stream-tool")
         try:
             for number in range(1, self._max_rounds + 1):
-                completion, called = self._round(number, executor)
+                result, called = self._round(number, executor)
                 if not called:
-                    self._completion = completion
-                    return completion
+                    self._result = result
+                    return result
             raise MaxRoundsExceededError(
                 f"the model still called tools after {self._max_rounds} rounds (max_rounds="
                 f"{self._max_rounds}); error.messages holds the conversation so far: raise max_rounds, "
                 "or check what the tools answered",
-                messages=[dict(m) for m in self.messages],
-                completion=completion,
+                messages=[dict(m) for m in self._conversation],
+                completion=result,
                 max_rounds=self._max_rounds,
             )
         except BaseException as exc:
@@ -275,17 +304,16 @@ class ToolRunner(EventEmitter):
         if stream is not None:
             stream.close()
 
-    def __enter__(self) -> ToolRunner:
+    def __enter__(self: _R) -> _R:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def _round(self, number: int, executor: ThreadPoolExecutor) -> tuple[ChatCompletion, bool]:
+    def _round(self, number: int, executor: ThreadPoolExecutor) -> tuple[Any, bool]:
         if self._closed:
-            raise APIUserAbortError("the runner was closed before it finished; see runner.messages")
-        extra: Dict[str, Any] = {"tools": self._definitions} if self._definitions else {}
-        stream = self._completions.stream(model=self._model, messages=self.messages, **extra, **self._params)
+            raise APIUserAbortError(f"the runner was closed before it finished; see runner.{self._unit()}")
+        stream = self._open_round(number)
         self._stream = stream
         if self._closed:
             stream.close()
@@ -302,7 +330,7 @@ class ToolRunner(EventEmitter):
                         if not event.choice_index:
                             if event.index in slots:
                                 first = slots[event.index].arguments
-                                raise _reported_twice(event, first, stream.current_completion)
+                                raise _reported_twice(event, first, stream._snapshot())
                             # Before its choice ends, a call runs only when its arguments are a
                             # whole JSON object: empty or unparsable ones wait for the choice's end.
                             early = _is_object(event.arguments)
@@ -318,28 +346,25 @@ class ToolRunner(EventEmitter):
                             break
                         self._report(slot)
                         cursor += 1
-                completion = stream.until_done()
+                result = stream.until_done()
         finally:
             self._stream = None
-        self.completions.append(completion)
-        message = _assistant_message(completion, number)
-        calls = message.get("tool_calls") or []
-        _check_executed([s for s in slots.values() if isinstance(s, _Call)], calls, completion)
+        self._results.append(result)
+        calls = self._final_calls(result, number)
+        _check_executed([s for s in slots.values() if isinstance(s, _Call)], calls, result)
         started = [self._start_waiting(slot, number, executor) for slot in slots.values()]
-        self._append(message)
+        self._record_answer(result, number)
         by_index = {call.index: call for call in started}
         for position, sent in enumerate(calls):
             call = by_index.get(position)
             if call is None:  # a call without tool_call.done: not expected, but never left unanswered
-                name, text = _name_and_text(sent)
-                kind = "custom" if sent.get("type") == "custom" else "function"
-                event = ToolCallDoneEvent(0, position, sent["id"], name, text, kind)
+                event = ToolCallDoneEvent(0, position, sent.call_id, sent.name, sent.text, sent.kind)
                 call = self._start(event, number, executor)
             outcome = self._report(call)
-            self._append({"role": "tool", "tool_call_id": call.call_id, "content": outcome.content})
+            self._append(self._result_entry(sent, outcome.content))
         if "round" in listeners:
-            self.emit("round", RoundEvent(number, completion))
-        return completion, bool(calls)
+            self.emit("round", RoundEvent(number, result))
+        return result, bool(calls)
 
     def _start(self, event: ToolCallDoneEvent, number: int, executor: ThreadPoolExecutor) -> _Call:
         call_id = event.call_id or _call_id(number, event.index)
@@ -376,9 +401,200 @@ class ToolRunner(EventEmitter):
         return outcome
 
     def _append(self, message: Dict[str, Any]) -> None:
-        self.messages.append(message)
+        self._conversation.append(message)
         if "message" in self._events:
             self.emit("message", MessageEvent(message))
+
+
+_R = TypeVar("_R", bound=_Runner)
+
+
+class ToolRunner(_Runner):
+    """Runs a conversation with tools until the model answers without calling one.
+
+    Register handlers like on a stream (``@runner.on("content.delta")``,
+    ``"tool_call.done"``...), plus ``tool.result`` (:class:`ToolResultEvent`),
+    ``message`` (:class:`MessageEvent`) and ``round`` (:class:`RoundEvent`).
+    :meth:`until_done` runs every round and returns the last completion;
+    :attr:`messages` is the whole conversation. Nothing is sent before
+    :meth:`until_done`.
+
+    A tool's failure never stops the run: the model receives a message naming
+    the tool and the problem, so it can correct itself. A handler that raises,
+    a stream error, or reaching ``max_rounds``
+    (:class:`MaxRoundsExceededError`) ends the run with that error.
+    ``parallel_tool_calls=False`` is sent as given and runs tools one at a time.
+    """
+
+    def __init__(
+        self,
+        completions: Completions,
+        *,
+        model: str,
+        messages: Iterable[Union[Mapping[str, Any], APIObject]],
+        tools: Sequence[Union[Tool[Any, Any], Callable[..., Any]]],
+        max_rounds: int = 10,
+        max_workers: Optional[int] = None,
+        **params: Any,
+    ) -> None:
+        super().__init__(
+            model=model, tools=tools, max_rounds=max_rounds, max_workers=max_workers, params=params
+        )
+        if params.get("n") not in (None, 1):
+            raise OpenAIError("run_tools continues one conversation; n must be 1")
+        self._completions = completions
+        self._conversation = [to_json(m, f"messages[{i}]") for i, m in enumerate(messages)]
+
+    @property
+    def messages(self) -> List[Dict[str, Any]]:
+        """The whole conversation: the messages given, then each round's assistant and tool messages."""
+        return self._conversation
+
+    @property
+    def completions(self) -> List[ChatCompletion]:
+        """Each round's completion, in order."""
+        return self._results
+
+    def until_done(self) -> ChatCompletion:
+        """Run every round and return the last completion (the one without tool calls).
+
+        Raises :class:`MaxRoundsExceededError` when the model still calls tools
+        after ``max_rounds`` rounds, and any error of a stream or a handler.
+        Calling it again returns the same completion, or raises the same error.
+        """
+        result: ChatCompletion = self._run_rounds()
+        return result
+
+    def _unit(self) -> str:
+        return "messages"
+
+    def _open_round(self, number: int) -> BaseStream[Any]:
+        extra: Dict[str, Any] = {"tools": self._definitions} if self._definitions else {}
+        return self._completions.stream(model=self._model, messages=self.messages, **extra, **self._params)
+
+    def _final_calls(self, result: Any, number: int) -> List[_Sent]:
+        calls = []
+        for call in _assistant_message(result, number).get("tool_calls") or []:
+            name, text = _name_and_text(call)
+            kind = "custom" if call.get("type") == "custom" else "function"
+            calls.append(_Sent(call["id"], name, text, kind))
+        return calls
+
+    def _record_answer(self, result: Any, number: int) -> None:
+        self._append(_assistant_message(result, number))
+
+    def _result_entry(self, sent: _Sent, content: str) -> Dict[str, Any]:
+        return {"role": "tool", "tool_call_id": sent.call_id, "content": content}
+
+
+class ResponseToolRunner(_Runner):
+    """Runs a Responses API conversation with tools until the model answers without calling one.
+
+    The same events, rules and guarantees as :class:`ToolRunner` (a tool runs
+    only with the arguments the model finished sending, checked against the
+    final response). Each round streams a response with the conversation so
+    far as ``input``; when it ends, the response's output items (reasoning,
+    messages, ``function_call`` items, as received: a reasoning item keeps its
+    ``encrypted_content`` when ``include=["reasoning.encrypted_content"]``
+    asked for it) and one ``function_call_output`` item per call, in call
+    order, are appended to :attr:`input`; ``message`` events carry each item.
+    The conversation is sent whole every round, so it works with servers that
+    store nothing (``store=False``, llama.cpp); with ``conversation=...`` the
+    server keeps it, and each round sends only the items added since the last.
+    A custom tool call gets a ``custom_tool_call_output`` saying it cannot run
+    here.
+    """
+
+    _event_types: ClassVar[FrozenSet[str]] = frozenset(RESPONSE_EVENT_TYPES) | frozenset(RUNNER_EVENT_TYPES)
+    _event_aliases: ClassVar[Mapping[str, str]] = RESPONSE_EVENT_ALIASES
+
+    def __init__(
+        self,
+        responses: Responses,
+        *,
+        model: str,
+        input: Any,
+        tools: Sequence[Union[Tool[Any, Any], Callable[..., Any]]],
+        max_rounds: int = 10,
+        max_workers: Optional[int] = None,
+        **params: Any,
+    ) -> None:
+        super().__init__(
+            model=model, tools=tools, max_rounds=max_rounds, max_workers=max_workers, params=params
+        )
+        self._responses = responses
+        if isinstance(input, str):
+            items: List[Any] = [{"role": "user", "content": input}]
+        elif isinstance(input, Mapping) or not isinstance(input, Iterable):
+            raise TypeError(
+                "input must be a string or a list of input items (messages, function_call_output...), not "
+                f"{type(input).__name__}"
+            )
+        else:
+            items = list(input)
+        self._conversation = [to_json(item, f"input[{i}]") for i, item in enumerate(items)]
+        self._sent = 0  # with a server-side conversation: how many items the server has already
+
+    @property
+    def input(self) -> List[Dict[str, Any]]:
+        """The whole conversation: the input given, then each round's output and tool output items."""
+        return self._conversation
+
+    @property
+    def responses(self) -> List[Response]:
+        """Each round's response, in order."""
+        return self._results
+
+    def until_done(self) -> Response:
+        """Run every round and return the last response (the one without tool calls).
+
+        Raises :class:`MaxRoundsExceededError` when the model still calls tools
+        after ``max_rounds`` rounds (``error.messages`` holds the input items),
+        and any error of a stream or a handler. Calling it again returns the
+        same response, or raises the same error.
+        """
+        result: Response = self._run_rounds()
+        return result
+
+    def _unit(self) -> str:
+        return "input"
+
+    def _open_round(self, number: int) -> BaseStream[Any]:
+        params = dict(self._params)
+        if self._definitions:
+            params["tools"] = [*(params.get("tools") or ()), *self._definitions]
+        items = self._conversation
+        if params.get("conversation") is not None:
+            items = items[self._sent :]  # the server holds the rest
+            self._sent = len(self._conversation)
+        return self._responses.stream(model=self._model, input=items, **params)
+
+    def _final_calls(self, result: Any, number: int) -> List[_Sent]:
+        calls: List[_Sent] = []
+        for item in result.to_dict().get("output") or []:
+            kind = item.get("type") if isinstance(item, dict) else None
+            if kind not in ("function_call", "custom_tool_call"):
+                continue
+            text = item.get("arguments" if kind == "function_call" else "input") or ""
+            call_id = item.get("call_id") or _call_id(number, len(calls))
+            call_type = "function" if kind == "function_call" else "custom"
+            calls.append(_Sent(call_id, item.get("name"), text, call_type))
+        return calls
+
+    def _record_answer(self, result: Any, number: int) -> None:
+        count = 0
+        for item in result.to_dict().get("output") or []:
+            if isinstance(item, dict) and item.get("type") in ("function_call", "custom_tool_call"):
+                if not item.get("call_id"):
+                    item["call_id"] = _call_id(number, count)  # as its output item will name it
+                count += 1
+            self._append(item)
+        if self._params.get("conversation") is not None:
+            self._sent = len(self._conversation)  # the server added the round's output itself
+
+    def _result_entry(self, sent: _Sent, content: str) -> Dict[str, Any]:
+        kind = "custom_tool_call_output" if sent.kind == "custom" else "function_call_output"
+        return {"type": kind, "call_id": sent.call_id, "output": content}
 
 
 def _is_object(arguments: str) -> bool:
@@ -391,16 +607,16 @@ def _is_object(arguments: str) -> bool:
         return False
 
 
-def _check_executed(started: List[_Call], calls: List[Dict[str, Any]], completion: ChatCompletion) -> None:
-    """Raise unless every call that ran had exactly the name and arguments of the final message."""
+def _check_executed(started: List[_Call], calls: List[_Sent], completion: Any) -> None:
+    """Raise unless every call that ran had exactly the name and arguments of the final answer."""
     for call in started:
         sent = calls[call.index] if call.index < len(calls) else None
-        final = _name_and_text(sent) if sent is not None else (None, "")
+        final = (sent.name, sent.text) if sent is not None else (None, "")
         if sent is None or final != (call.name, call.arguments):
             what = "is missing from" if sent is None else f"has name {final[0]!r}, arguments {final[1]!r} in"
             raise ToolCallMismatchError(
                 f"tool call {call.index} ({call.name!r}, id {call.call_id}) ran with arguments "
-                f"{call.arguments!r}, but it {what} the final assistant message; the stream "
+                f"{call.arguments!r}, but it {what} the final answer; the stream "
                 "contradicted itself, so no result was sent back: check the server, and whether "
                 "the tool's effect must be undone",
                 completion=completion,
@@ -420,9 +636,7 @@ def _name_and_text(call: Mapping[str, Any]) -> tuple[Optional[str], str]:
     return function.get("name"), function.get("arguments") or ""
 
 
-def _reported_twice(
-    event: ToolCallDoneEvent, first: str, completion: ChatCompletion
-) -> ToolCallMismatchError:
+def _reported_twice(event: ToolCallDoneEvent, first: str, completion: Any) -> ToolCallMismatchError:
     return ToolCallMismatchError(
         f"tool call {event.index} ({event.name!r}, id {event.call_id}) was reported complete twice, "
         f"with arguments {first!r} and then {event.arguments!r}; the stream contradicted itself, "

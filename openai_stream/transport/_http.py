@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime
 import email.utils
+import functools
 import http.client
 import json
 import logging
@@ -276,13 +277,16 @@ class Transport:
         with self._live_lock:
             self._live.discard(stream)
 
-    def headers(self, stream: bool, extra: Optional[Mapping[str, Optional[str]]]) -> Dict[str, str]:
+    def headers(
+        self, stream: bool, extra: Optional[Mapping[str, Optional[str]]], *, body: bool = True
+    ) -> Dict[str, str]:
         """The headers of one request: defaults, auth, then the caller's extras."""
         headers = {
-            "Content-Type": "application/json",
             "Accept": "text/event-stream" if stream else "application/json",
             "User-Agent": f"openai_stream/{__version__}",
         }
+        if body:
+            headers["Content-Type"] = "application/json"
         if self._auth is not None:
             credentials = dict(self._auth())
             self._remember(credentials.values())
@@ -313,7 +317,58 @@ class Transport:
         extra_query: Optional[Mapping[str, Any]] = None,
         replayable: bool = True,
     ) -> requests.Response:
-        """POST ``body`` as JSON; return a response with a 2xx status or raise a typed error.
+        """POST ``body`` as JSON: :meth:`request` with the method ``POST``."""
+        return self.request(
+            "POST",
+            path,
+            body,
+            stream=stream,
+            timeout=timeout,
+            max_retries=max_retries,
+            extra_headers=extra_headers,
+            extra_query=extra_query,
+            replayable=replayable,
+        )
+
+    def get(
+        self,
+        path: str,
+        *,
+        stream: bool,
+        timeout: TimeoutTypes = None,
+        max_retries: Optional[int] = None,
+        extra_headers: Optional[Mapping[str, Optional[str]]] = None,
+        extra_query: Optional[Mapping[str, Any]] = None,
+    ) -> requests.Response:
+        """GET ``path`` (a request without a body, always safe to send again): see :meth:`request`."""
+        return self.request(
+            "GET",
+            path,
+            None,
+            stream=stream,
+            timeout=timeout,
+            max_retries=max_retries,
+            extra_headers=extra_headers,
+            extra_query=extra_query,
+        )
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: Optional[Mapping[str, Any]],
+        *,
+        stream: bool,
+        timeout: TimeoutTypes = None,
+        max_retries: Optional[int] = None,
+        extra_headers: Optional[Mapping[str, Optional[str]]] = None,
+        extra_query: Optional[Mapping[str, Any]] = None,
+        replayable: bool = True,
+    ) -> requests.Response:
+        """Send ``method`` with ``body`` as JSON (no body when it is None); return a 2xx response or raise.
+
+        Every request goes through here, with the same retries, cancellation,
+        credential handling and redaction, whatever its method.
 
         ``timeout`` and ``max_retries`` override the client's for this request
         (``None`` keeps the client's; ``Timeout(None)`` waits without limit).
@@ -341,16 +396,17 @@ class Transport:
             for name, value in extra_headers.items():
                 if value is not None:  # None leaves a header out
                     check_header(name, value, "extra_headers")
-        headers = self.headers(stream, extra_headers)
+        headers = self.headers(stream, extra_headers, body=body is not None)
         options: Dict[str, Any] = {} if self._verify is None else {"verify": self._verify}
+        # session.post for a POST: what callers that wrap requests (and tests) hook into.
+        session = self.session
+        send = session.post if method == "POST" else functools.partial(session.request, method)
         attempt = 0
         resent = fresh = False
         while True:
             with attempting(fresh) as record:
                 try:
-                    response = self.session.post(
-                        url, json=body, headers=headers, stream=True, timeout=limits, **options
-                    )
+                    response = send(url, json=body, headers=headers, stream=True, timeout=limits, **options)
                 except requests.exceptions.InvalidHeader:
                     # requests quotes the offending value, which may be the API key: never repeat it.
                     raise OpenAIError(
@@ -392,7 +448,11 @@ class Transport:
                         conn.keep_after_stream = False  # type: ignore[attr-defined]
                     request_id = response.headers.get("x-request-id")
                     log.debug(
-                        "POST %s -> %s (request id %s)", self._path_of(url), response.status_code, request_id
+                        "%s %s -> %s (request id %s)",
+                        method,
+                        self._path_of(url),
+                        response.status_code,
+                        request_id,
                     )
                     if response.status_code < 400:
                         return response
