@@ -1,4 +1,4 @@
-"""Loopback HTTP server that replays scripted chat-completion streams.
+"""Loopback HTTP server that replays scripted streams (chat completions, responses).
 
 Use it to test code built on ``openai_stream`` without a network::
 
@@ -173,15 +173,14 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
     def do_GET(self) -> None:
-        ok = self.path in ("/", "")
-        self._write(
-            ScriptedResponse(
-                status=200 if ok else 404,
-                body=b"ok" if ok else b"",
-                headers={"Content-Type": "text/plain"},
-                chunked=False,
-            )
-        )
+        if self.path in ("/", ""):  # the health check
+            plain = {"Content-Type": "text/plain"}
+            self._write(ScriptedResponse(status=200, body=b"ok", headers=plain, chunked=False))
+            return
+        # Any other GET (a resumed Responses stream: GET /v1/responses/{id}?stream=true) is answered
+        # from the script and recorded, as a POST is.
+        request = RecordedRequest(self.command, self.path, Headers(self.headers.items()), b"", None)
+        self._write(self.server.replay._respond_to(request))
 
     def do_POST(self) -> None:
         body = self._read_body()
@@ -236,10 +235,12 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class ReplayServer:
-    """Threaded loopback server answering each POST with the next scripted response.
+    """Threaded loopback server answering each request with the next scripted response.
 
-    When the queue runs out it repeats the last response (``repeat_last``) or
-    answers 500 with a JSON error. ``GET /`` answers ``ok`` for health checks.
+    Every POST, and every GET of a path other than ``/``, is recorded in
+    :attr:`requests` and answered from the queue. When the queue runs out it
+    repeats the last response (``repeat_last``) or answers 500 with a JSON
+    error. ``GET /`` answers ``ok`` for health checks.
     """
 
     def __init__(

@@ -496,8 +496,11 @@ class BaseStream(EventEmitter, Generic[R]):
                     if not reading or self._closed:
                         raise
                     resumes += 1
-                    with bound(self._scope):
-                        resumed = self._resume(exc, resumes, limits)
+                    try:
+                        with bound(self._scope):
+                            resumed = self._resume(exc, resumes, limits)
+                    except OpenAIError as failure:  # the resume's own request failed: say what it resumed
+                        raise failure from exc
                     if resumed is None:
                         raise
                     control.finish(reuse=False)
