@@ -9,7 +9,7 @@ stated where it is applied.
 from __future__ import annotations
 
 import json
-from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, cast
 
 from ..engine._events import (
     ChunkEvent,
@@ -199,6 +199,7 @@ class ChatCompletionAccumulator:
         self._model: Optional[str] = None
         self._created: Optional[int] = None
         self._fingerprint: Optional[str] = None
+        self._settled = False  # id, model and created are known: the fast path may skip them
         self._usage: Optional[Dict[str, Any]] = None
         self._extra: Dict[str, Any] = {}
         self._choices: Dict[int, _Choice] = {}
@@ -218,8 +219,38 @@ class ChatCompletionAccumulator:
     finished = all_choices_finished
     """The stream engine's name for :attr:`all_choices_finished`: a body may end here without [DONE]."""
 
-    def feed(self, chunk: Mapping[str, Any]) -> List[Event]:
-        """Take one chunk (the JSON object of one ``data:`` line) and return its events."""
+    def feed(self, chunk: Mapping[str, Any], raw_events: bool = True) -> List[Event]:
+        """Take one chunk (the JSON object of one ``data:`` line) and return its events.
+
+        The first event is the ``chunk`` event, unless ``raw_events`` is false
+        (the stream engine's way of saying that nobody listens to it).
+        """
+        # The common chunks, most of every stream: one choice whose delta is one more fragment of
+        # content, or of the arguments of a tool call, that it already has; nothing else. Each
+        # rule the general path below would apply is checked not to apply here.
+        choices = chunk.get("choices") if type(chunk) is dict else None
+        if type(choices) is list and len(choices) == 1:
+            choice = choices[0]
+            delta = choice.get("delta") if type(choice) is dict else None
+            if (
+                type(delta) is dict
+                and len(delta) == 1
+                and self._settled
+                and _CHUNK_KEYS.issuperset(chunk)
+                and _CHOICE_KEYS.issuperset(choice)
+                and choice.get("finish_reason") is None
+                and not choice.get("logprobs")
+                and chunk.get("usage") is None
+                and chunk.get("error") is None
+                and chunk.get("object") != "error"
+                and (self._fingerprint is not None or not chunk.get("system_fingerprint"))
+            ):
+                state = self._choices.get(choice.get("index", 0))
+                if state is not None and not state.finished:
+                    event = _fast_delta(state, delta)
+                    if event is not None:
+                        self._chunks += 1
+                        return [ChunkEvent(cast(Dict[str, Any], chunk)), event] if raw_events else [event]
         if not isinstance(chunk, dict):
             raise InvalidStreamDataError(
                 f"expected a JSON object as a stream chunk, got {type(chunk).__name__}: "
@@ -228,7 +259,7 @@ class ChatCompletionAccumulator:
                 completion=self.completion(),
             )
         self._chunks += 1
-        events: List[Event] = [ChunkEvent(chunk)]
+        events: List[Event] = [ChunkEvent(chunk)] if raw_events else []
         try:
             self._feed(chunk, events)
         except OpenAIError:
@@ -298,6 +329,7 @@ class ChatCompletionAccumulator:
             self._model = chunk["model"]
         if self._created is None and chunk.get("created"):
             self._created = chunk["created"]
+        self._settled = self._id is not None and self._model is not None and self._created is not None
 
     def _feed_choice(self, choice: Dict[str, Any], events: List[Event]) -> None:
         index = choice.get("index", 0)
@@ -794,6 +826,38 @@ def _late_fragment(state: _Choice, call: Optional[_ToolCall]) -> str:
         "arguments were a whole JSON object when a later call started, or the choice had "
         "finished); the server sent more for a finished call, so its arguments cannot be "
         "trusted: retry the request"
+    )
+
+
+def _fast_delta(state: _Choice, delta: Dict[str, Any]) -> Optional[Event]:
+    """The event of a one-key delta that only extends text the choice already has, else None.
+
+    Content its choice already has, or an arguments fragment, addressed by index
+    alone, of an open function call: the general path would do exactly this.
+    """
+    content = delta.get("content")
+    if content is not None:
+        buf = state.content
+        if type(content) is str and content and buf is not None:
+            return ContentDeltaEvent(state.index, content, buf, buf.append(content))
+        return None
+    calls = delta.get("tool_calls")
+    if type(calls) is not list or len(calls) != 1:
+        return None
+    fragment = calls[0]
+    if type(fragment) is not dict or len(fragment) != 2:
+        return None
+    function = fragment.get("function")
+    position = fragment.get("index")
+    if type(function) is not dict or len(function) != 1 or type(position) is not int:
+        return None
+    arguments = function.get("arguments")
+    call = state.calls_by_index.get(position)
+    if type(arguments) is not str or not arguments or call is None or call.done or call.kind != "function":
+        return None
+    buf = call.arguments
+    return ToolCallDeltaEvent(
+        state.index, call.position, call.id, call.name, arguments, buf, buf.append(arguments), call.kind
     )
 
 

@@ -53,6 +53,7 @@ class ChatCompletionStream(BaseStream[ChatCompletion]):
     _result_name: ClassVar[str] = "completion"
     _unfinished: ClassVar[str] = "no [DONE] and no finish_reason"
     _event_types: ClassVar[FrozenSet[str]] = frozenset(EVENT_TYPES)
+    _raw_event_types: ClassVar[FrozenSet[str]] = frozenset({"chunk"})
     _event_aliases: ClassVar[Mapping[str, str]] = OPENAI_PYTHON_EVENTS
 
     def __init__(

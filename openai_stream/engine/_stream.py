@@ -85,8 +85,12 @@ _END_GRACE = 0.05
 class Accumulator(Protocol[R_co]):
     """What the engine needs of an API's sans-I/O accumulator."""
 
-    def feed(self, payload: Dict[str, Any]) -> List[Event]:
-        """The events of one payload (raises ``InvalidStreamDataError`` with ``events`` so far)."""
+    def feed(self, payload: Dict[str, Any], raw_events: bool = True) -> List[Event]:
+        """The events of one payload (raises ``InvalidStreamDataError`` with ``events`` so far).
+
+        With ``raw_events`` false the events that only repeat the payload as it came (chat's
+        ``chunk`` event) may be left out: nobody listens to them and nobody iterates.
+        """
 
     def end(self) -> List[Event]:
         """The events that close the stream; the last one carries the result."""
@@ -130,6 +134,8 @@ class BaseStream(EventEmitter, Generic[R]):
     """What the body should be, for error messages."""
     _result_name: ClassVar[str] = "result"
     """What the result is called in messages (``completion``, ``response``)."""
+    _raw_event_types: ClassVar[FrozenSet[str]] = frozenset()
+    """The events that only repeat a payload as it came; made only for a listener or an iterator."""
     _unfinished: ClassVar[str] = "the stream did not say it finished"
     """Why a body that ended is not a complete answer, for the interrupted error's message."""
     _event_types: ClassVar[Optional[FrozenSet[str]]] = None
@@ -167,6 +173,7 @@ class BaseStream(EventEmitter, Generic[R]):
         self._accumulator = accumulator
         self._acc_lock = threading.Lock()
         self._handlers: Dict[str, Tuple[Callable[..., Any], ...]] = {}
+        self._want_raw = False  # a listener of a raw event exists (replaced with _handlers)
         self._response: Optional[requests.Response] = None
         self._control: Optional[BodyControl] = None
         self._reader: Optional[BodyReader] = None
@@ -253,7 +260,9 @@ class BaseStream(EventEmitter, Generic[R]):
 
     def _publish_handlers(self) -> None:
         """Replace the loop's snapshot of the listeners (caller holds ``self._lock``)."""
-        self._handlers = {name: tuple(found.values()) for name, found in self._events.items() if found}
+        handlers = {name: tuple(found.values()) for name, found in self._events.items() if found}
+        self._want_raw = not self._raw_event_types.isdisjoint(handlers)
+        self._handlers = handlers
 
     # ------------------------------------------------------------------ consuming
 
@@ -289,7 +298,7 @@ class BaseStream(EventEmitter, Generic[R]):
                     "this stream is already being consumed by iteration or until_done(); "
                     "call start() before consuming it"
                 )
-            self._iterator = self._run()
+            self._iterator = self._run(yielding=False)
             thread = self._spawn(self._iterator)
         thread.start()
         return self
@@ -323,7 +332,7 @@ class BaseStream(EventEmitter, Generic[R]):
                     "until_done() after the handler returns"
                 )
             if iterator is None:
-                iterator = self._iterator = self._run()
+                iterator = self._iterator = self._run(yielding=False)
                 self._owner = here
             owner = self._owner
             pull_here = self._thread is None and not running and (
@@ -428,7 +437,13 @@ class BaseStream(EventEmitter, Generic[R]):
             return Timeout(connect=limits.connect, read=idle)
         return limits
 
-    def _run(self) -> Iterator[Event]:
+    def _run(self, yielding: bool = True) -> Iterator[Event]:
+        """The loop: send, read, feed, dispatch. Yields each event after its handlers ran.
+
+        A stream that nobody iterates (``until_done()``, ``start()``) runs it
+        with ``yielding`` false: the same loop without a generator switch per
+        event, and without the raw payload events nobody listens to.
+        """
         self._loop_thread = threading.get_ident()
         accumulator = self._accumulator
         acc_lock = self._acc_lock
@@ -451,7 +466,8 @@ class BaseStream(EventEmitter, Generic[R]):
             if handlers:
                 for handler in handlers:
                     handler(first)
-            yield first
+            if yielding:
+                yield first
             feed = accumulator.feed
             resumes = 0
             while True:  # one pass per HTTP response: the first, then any the stream resumes on
@@ -475,7 +491,7 @@ class BaseStream(EventEmitter, Generic[R]):
                             raise self._abort_error()
                         try:
                             with acc_lock:
-                                events = feed(payload)
+                                events = feed(payload, yielding or self._want_raw)
                         except InvalidStreamDataError as exc:
                             # The events this payload produced before it failed: handlers see all the
                             # result holds, then the error.
@@ -490,7 +506,8 @@ class BaseStream(EventEmitter, Generic[R]):
                             if handlers:
                                 for handler in handlers:
                                     handler(event)
-                            yield event
+                            if yielding:
+                                yield event
                         reading = True
                 except (StreamInterruptedError, APITimeoutError) as exc:
                     if not reading or self._closed:
@@ -529,7 +546,8 @@ class BaseStream(EventEmitter, Generic[R]):
                 if handlers:
                     for handler in handlers:
                         handler(event)
-                yield event
+                if yielding:
+                    yield event
         except GeneratorExit:
             self._closed = True
             self._result = None

@@ -304,8 +304,13 @@ class ResponseAccumulator:
         """How many events were dropped because their ``sequence_number`` was not new."""
         return self._repeats
 
-    def feed(self, payload: Mapping[str, Any]) -> List[Any]:
-        """Take one event payload (the JSON object of one ``data:`` line) and return its events."""
+    def feed(self, payload: Mapping[str, Any], raw_events: bool = True) -> List[Any]:
+        """Take one event payload (the JSON object of one ``data:`` line) and return its events.
+
+        The first event is the server's own, under its type name, unless
+        ``raw_events`` is false (the stream engine's way of saying that nobody
+        listens to those names and nobody iterates).
+        """
         if not isinstance(payload, dict):
             raise InvalidStreamDataError(
                 f"expected a JSON object as a stream event, got {type(payload).__name__}: "
@@ -331,7 +336,7 @@ class ResponseAccumulator:
                 self._untyped(payload, events)
                 return events
             handler = _HANDLERS.get(kind)
-            if kind != "error":
+            if raw_events and kind != "error":
                 events.append(server_event(payload))
             if handler is not None:
                 handler(self, payload, events)

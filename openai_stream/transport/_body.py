@@ -21,6 +21,8 @@ import json
 import time
 from typing import Any, Callable, Dict, Iterable, Iterator, Optional
 
+import jiter
+
 from ..errors import (
     APITimeoutError,
     EventTooLargeError,
@@ -104,8 +106,7 @@ class BodyReader:
         content_type = self._content_type
         media = content_type.partition(";")[0].strip().lower()
         if media == "application/json":
-            yield self._whole_json()
-            return
+            return self._whole_json()
         head: Optional[bytearray] = None
         chunks: Iterable[bytes] = self._chunks
         if media and media != "text/event-stream":
@@ -115,20 +116,13 @@ class BodyReader:
             # base_url), quoting its start. A missing type is taken as SSE and never refused.
             head = bytearray()
             chunks = _keep_head(chunks, head)
-        yield from self._events(chunks)
-        if self.done:
-            return
-        if head is not None and not self.payloads:
-            raise _not_a_stream(content_type, bytes(head))
-        if not self._finished():
-            raise StreamInterruptedError(
-                f"the body ended before the stream was complete ({self._unfinished}); "
-                "the answer so far is attached as error.completion; retry the request"
-            )
+        return self._events(chunks, head)
 
-    def _events(self, chunks: Iterable[bytes]) -> Iterator[Any]:
+    def _events(self, chunks: Iterable[bytes], head: Optional[bytearray]) -> Iterator[Any]:
         decoder = SSEDecoder(self._max_event_bytes)
         feed = decoder.feed
+        from_json = jiter.from_json
+        limit = self._max_event_bytes
         idle = self._idle
         read_limit = self._read_timeout
         clock = self._clock
@@ -137,6 +131,30 @@ class BodyReader:
         try:
             for data in chunks:
                 self.received += len(data)
+                # The common read: exactly one whole data event, nothing held back, parsed
+                # straight from its bytes by jiter. What jiter refuses ([DONE], a lone surrogate
+                # escape, bad UTF-8, not JSON) takes the general path, which decides as before.
+                if (
+                    data.endswith(b"\n\n")
+                    and data.startswith(b"data: ")
+                    and data.count(b"\n") == 2
+                    and decoder.at_boundary
+                    and b"\r" not in data
+                    and len(data) <= limit
+                ):
+                    try:
+                        payload = from_json(data[6:-2])
+                    except ValueError:
+                        pass
+                    else:
+                        self.payloads += 1
+                        yield payload
+                        if idle is not None:
+                            deadline = clock() + idle
+                            if shortened:
+                                shortened = False
+                                self._bound_read(read_limit)
+                        continue
                 for sse in feed(data):
                     text = sse.data
                     try:
@@ -178,34 +196,38 @@ class BodyReader:
                 raise self._idle_error() from None
             raise
         trailing = decoder.end()
-        if trailing is None:
-            return
-        text = trailing.data
+        text = trailing.data if trailing is not None else ""
         stripped = text.strip()
-        if not stripped:
-            return
-        if stripped == DONE and trailing.event != "error":
+        if stripped == DONE and trailing is not None and trailing.event != "error":
             self.done = True
             return
-        try:
-            payload = loads(text)
-        except (ValueError, RecursionError):
+        if stripped and trailing is not None:
+            try:
+                payload = loads(text)
+            except (ValueError, RecursionError):
+                if trailing.event == "error":
+                    raise self._error_frame(text) from None
+                raise StreamInterruptedError(
+                    "the body ended in the middle of an event "
+                    f"({len(text)} characters of an unfinished line); retry the request"
+                ) from None
             if trailing.event == "error":
-                raise self._error_frame(text) from None
+                raise self._error_for(_error_payload(payload))
+            self.payloads += 1
+            yield payload
+        if head is not None and not self.payloads:
+            raise _not_a_stream(self._content_type, bytes(head))
+        if not self._finished():
             raise StreamInterruptedError(
-                "the body ended in the middle of an event "
-                f"({len(text)} characters of an unfinished line); retry the request"
-            ) from None
-        if trailing.event == "error":
-            raise self._error_for(_error_payload(payload))
-        self.payloads += 1
-        yield payload
+                f"the body ended before the stream was complete ({self._unfinished}); "
+                "the answer so far is attached as error.completion; retry the request"
+            )
 
     def _bound_read(self, seconds: Optional[float]) -> None:
         if self._set_read_timeout is not None:
             self._set_read_timeout(seconds)
 
-    def _whole_json(self) -> Any:
+    def _whole_json(self) -> Iterator[Any]:
         """A server that answered the stream request with one whole JSON body."""
         pieces = []
         size = 0
@@ -232,7 +254,7 @@ class BodyReader:
         if is_error_payload(payload):
             raise self._error_for(payload)
         self.payloads += 1
-        return payload
+        yield payload
 
     def _error_frame(self, text: str) -> BaseException:
         """An ``event: error`` frame whose data is not JSON (``[DONE]``, plain text, nothing)."""

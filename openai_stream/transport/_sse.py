@@ -57,7 +57,9 @@ class SSEDecoder:
         self._event_type = ""
         self._event_size = 0
         self._error: Optional[APIError] = None
-        self._clean = False  # True when the next read may take the one-event fast path
+        # True when nothing of an event is held back from earlier reads: a read that is exactly one
+        # whole data event may then skip the general path (here and in the body reader).
+        self.at_boundary = False
 
     def raise_pending(self) -> None:
         """Raise the error kept back by the last :meth:`feed`, if any."""
@@ -69,7 +71,7 @@ class SSEDecoder:
         """Take the next bytes of the body; return the events they complete."""
         # The common read: one whole "data: ..." event, LF line ends, nothing held back.
         if (
-            self._clean
+            self.at_boundary
             and data[-2:] == b"\n\n"
             and data[:6] == b"data: "
             and data.count(b"\n") == 2
@@ -81,9 +83,9 @@ class SSEDecoder:
                 return [ServerSentEvent("message", text, self.last_event_id, self.retry)]
             except UnicodeDecodeError:
                 pass  # the general path below reports it
-        self._clean = False  # until this read is through: a read that raises leaves state behind
+        self.at_boundary = False  # until this read is through: a read that raises leaves state behind
         events = self._feed(data)
-        self._clean = not (
+        self.at_boundary = not (
             self._pending or self._skip_lf or self._data or self._event_type or self._error
         ) and not self._first_line
         return events
@@ -131,7 +133,7 @@ class SSEDecoder:
 
     def end(self) -> Optional[ServerSentEvent]:
         """The end of the body: the event left without its closing blank line, if any."""
-        self._clean = False
+        self.at_boundary = False
         self.raise_pending()
         if self._pending:
             line = _mark_cut_character(b"".join(self._pending))
