@@ -25,7 +25,7 @@ from ..engine._stream import BaseStream
 from ..transport._http import Timeout, TimeoutTypes, Transport
 from ..transport._sse import DEFAULT_MAX_EVENT_BYTES
 from ._accumulator import ResponseAccumulator
-from ._events import RESPONSE_EVENT_TYPES
+from ._events import RESPONSE_EVENT_TYPES, SERVER_EVENT_TYPES
 from ._response import Response
 
 if TYPE_CHECKING:
@@ -78,6 +78,7 @@ class ResponseStream(BaseStream[Response]):
     _result_name: ClassVar[str] = "response"
     _unfinished: ClassVar[str] = "no response.completed, response.incomplete or response.failed"
     _event_types: ClassVar[FrozenSet[str]] = frozenset(RESPONSE_EVENT_TYPES)
+    _raw_event_types: ClassVar[FrozenSet[str]] = frozenset(SERVER_EVENT_TYPES) - {"error"}
     _event_aliases: ClassVar[Mapping[str, str]] = RESPONSE_EVENT_ALIASES
     _accumulator: ResponseAccumulator
 
