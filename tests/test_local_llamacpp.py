@@ -230,6 +230,108 @@ def test_several_concurrent_streams(server: local.LocalServer, client: openai_st
     assert max(busy, default=0) >= 2  # the server really ran them side by side
 
 
+# --------------------------------------------------------------------------- real server, Responses API
+@needs_model
+def test_responses_streamed_output_text_equals_the_non_streamed_one(client: openai_stream.Client) -> None:
+    params: Dict[str, Any] = {"temperature": 0, "max_output_tokens": 32, "extra_body": {"seed": 42}}
+    whole = client.responses.create(model=local.MODEL_NAME, input="Name three colors.", **params)
+    stream = client.responses.stream(model=local.MODEL_NAME, input="Name three colors.", **params)
+    deltas: List[str] = []
+    usage_events: List[Any] = []
+    stream.on("content.delta", lambda event: deltas.append(event.delta))
+    stream.on("usage", usage_events.append)
+    streamed = stream.until_done()
+    assert whole.output_text
+    assert streamed.output_text == whole.output_text == "".join(deltas)
+    assert streamed.status == whole.status == "completed"
+    # usage arrives, once, with response.completed; it answers to the chat names too
+    (event,) = usage_events
+    usage = streamed.usage
+    assert usage is not None and event.usage == usage
+    assert 0 < usage.output_tokens <= 32 and usage.completion_tokens == usage.output_tokens
+    assert usage.total_tokens == usage.input_tokens + usage.output_tokens
+    assert usage.output_tokens == whole.usage.output_tokens  # type: ignore[union-attr]
+
+
+@needs_model
+def test_responses_closing_a_stream_mid_generation_frees_its_slot(
+    server: local.LocalServer, client: openai_stream.Client
+) -> None:
+    assert wait_for(lambda: not any(slots_busy(server)))
+    streams = []
+    for i in range(server.n_parallel):  # occupy every slot with a long answer
+        stream = client.responses.stream(
+            model=local.MODEL_NAME, input=f"Write a long story number {i}.", max_output_tokens=900,
+            temperature=0.7, extra_body={"seed": i, "ignore_eos": True},
+        )
+        events = iter(stream)
+        while next(events).type != "content.delta":
+            pass
+        streams.append(stream)
+    assert sum(slots_busy(server)) == server.n_parallel
+    for stream in streams:
+        stream.close()
+        assert stream.state == "closed"
+    assert wait_for(lambda: not any(slots_busy(server))), "llama.cpp kept generating for closed streams"
+    after = client.responses.create(model=local.MODEL_NAME, input="Hi.", max_output_tokens=4)
+    assert after.status == "completed"
+
+
+@needs_model
+def test_responses_four_concurrent_streams(server: local.LocalServer, client: openai_stream.Client) -> None:
+    assert server.n_parallel == 4
+    results: Dict[int, Any] = {}
+    errors: List[BaseException] = []
+    busy: List[int] = []
+
+    def run(i: int) -> None:
+        try:
+            stream = client.responses.stream(
+                model=local.MODEL_NAME, input=f"Count to {i + 3}.", max_output_tokens=24, temperature=0,
+                extra_body={"seed": i},
+            )
+            results[i] = stream.until_done()
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    while any(t.is_alive() for t in threads):
+        busy.append(sum(slots_busy(server)))
+        time.sleep(0.1)
+        if len(busy) > 1200:
+            break
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not errors
+    assert sorted(results) == [0, 1, 2, 3]
+    assert len({r.id for r in results.values()}) == 4
+    for response in results.values():
+        assert response.output_text and response.usage.output_tokens > 0
+    assert max(busy, default=0) >= 2  # the server really ran them side by side
+
+
+@needs_model
+def test_responses_text_format_model_against_the_real_server(client: openai_stream.Client) -> None:
+    pydantic = pytest.importorskip("pydantic")
+    # llama.cpp ignores text.format on /v1/responses (tests/fixtures/responses/SOURCES.md); its
+    # chat-style response_format constrains the answer, so both are sent.
+    Person = pydantic.create_model("Person", name=(str, ...), age=(int, ...))
+    schema = {"type": "object", "properties": {"name": {"type": "string"}, "age": {"type": "integer"}},
+              "required": ["name", "age"]}
+    response_format = {"type": "json_schema", "json_schema": {"schema": schema}}
+    stream = client.responses.stream(
+        model=local.MODEL_NAME, input="A person called Bob, aged 3, as JSON.", text_format=Person,
+        max_output_tokens=40, temperature=0, extra_body={"seed": 42, "response_format": response_format},
+    )
+    done: List[Any] = []
+    stream.on("content.done", done.append)
+    response = stream.until_done()
+    assert isinstance(response.parsed, Person) and done[0].parsed == response.parsed
+    assert json.loads(response.output_text) == response.parsed.model_dump()
+
+
 @needs_model
 def test_server_context_manager_stops_the_server() -> None:
     with local.server(n_ctx=1024, n_parallel=1) as base_url:
