@@ -1,7 +1,8 @@
-"""``openai-stream``: stream a chat completion in the terminal, replay or record a transcript.
+"""``openai-stream``: stream a chat completion or a response, replay or record a transcript.
 
     openai-stream chat "Why is the sky blue?"          # OPENAI_API_KEY, or --base-url
     openai-stream chat --local "Name three colors."    # a real local model, no key
+    openai-stream chat --api responses "Hello"         # the Responses API (POST /responses)
     openai-stream demo                                 # a packaged replay, no key, no network
     openai-stream replay transcript.sse                # any recorded stream
     openai-stream record transcript.sse "Hello"        # save a stream's raw bytes
@@ -23,8 +24,6 @@ import requests
 from . import local
 from ._version import __distribution__, __version__
 from .chat._accumulator import ChatCompletionAccumulator
-from .chat._completion import ChatCompletion
-from .chat._stream import ChatCompletionStream
 from .client import DEFAULT_BASE_URL, Client
 from .engine._events import (
     CompletionEvent,
@@ -38,7 +37,11 @@ from .engine._events import (
     ToolCallDoneEvent,
     UsageEvent,
 )
+from .engine._stream import BaseStream
 from .errors import OpenAIError
+from .responses._accumulator import ResponseAccumulator
+from .responses._events import ResponseCompletionEvent, ResponseUsageEvent
+from .responses._response import Response
 from .testing import ReplayServer, ScriptedResponse, demo_transcript, demo_transcripts, split_sse_events
 from .transport._http import iter_body
 from .transport._sse import SSEDecoder
@@ -62,9 +65,9 @@ def event_to_dict(event: Event) -> Dict[str, Any]:
     if isinstance(event, ResponseEvent):
         return {**head, "status_code": event.status_code, "headers": dict(event.headers),
                 "request_id": event.request_id}
-    if isinstance(event, CompletionEvent):
+    if isinstance(event, (CompletionEvent, ResponseCompletionEvent)):
         return {**head, "completion": event.completion.to_dict()}
-    if isinstance(event, UsageEvent):
+    if isinstance(event, (UsageEvent, ResponseUsageEvent)):
         return {**head, "usage": event.usage.to_dict()}
     if isinstance(event, ErrorEvent):
         return {**head, "error": _error_dict(event.error)}
@@ -187,12 +190,12 @@ class _Timer:
             self.first = time.monotonic()
 
 
-def _run(stream: ChatCompletionStream, args: argparse.Namespace, out: TextIO, err: TextIO, *,
+def _run(stream: BaseStream[Any], args: argparse.Namespace, out: TextIO, err: TextIO, *,
          several_choices: bool = False, live: bool = True) -> int:
-    """Consume the stream, showing events as they arrive; then the summary on ``err``."""
+    """Consume the stream (chat or responses), showing events as they arrive; then the summary on ``err``."""
     renderer = Renderer(out, color=_use_color(out), several_choices=several_choices)
     timer = _Timer()
-    completion: Optional[ChatCompletion] = None
+    completion: Any = None
     try:
         with stream:
             for event in stream:
@@ -202,7 +205,7 @@ def _run(stream: ChatCompletionStream, args: argparse.Namespace, out: TextIO, er
                     out.flush()
                 else:
                     renderer.handle(event)
-                if isinstance(event, CompletionEvent):
+                if isinstance(event, (CompletionEvent, ResponseCompletionEvent)):
                     completion = event.completion
     except OpenAIError as exc:
         renderer.finish()
@@ -219,17 +222,28 @@ def _run(stream: ChatCompletionStream, args: argparse.Namespace, out: TextIO, er
     return 0
 
 
-def _summary(completion: ChatCompletion, timer: Optional[_Timer]) -> List[str]:
-    """Finish reasons, usage and timing (``timer`` is ``None`` for a replay: no live timing)."""
+def _summary(completion: Any, timer: Optional[_Timer]) -> List[str]:
+    """Finish reasons (a response's status), usage and timing (``timer`` is ``None`` for a replay)."""
     data = completion.to_dict()
-    reasons = [str(choice.get("finish_reason")) for choice in data.get("choices", [])]
-    lines = [f"[finish] {', '.join(reasons) or 'no choices'}"]
     usage = data.get("usage")
-    if isinstance(usage, dict):
-        lines.append(
-            f"[usage] {usage.get('prompt_tokens')} prompt + {usage.get('completion_tokens')} "
-            f"completion = {usage.get('total_tokens')} tokens"
-        )
+    if isinstance(completion, Response):
+        details = data.get("incomplete_details")
+        reason = details.get("reason") if isinstance(details, dict) else None
+        lines = [f"[status] {data.get('status')}" + (f" ({reason})" if reason else "")]
+        if isinstance(usage, dict):
+            lines.append(
+                f"[usage] {usage.get('input_tokens')} input + {usage.get('output_tokens')} "
+                f"output = {usage.get('total_tokens')} tokens"
+            )
+            usage = {"completion_tokens": usage.get("output_tokens")}
+    else:
+        reasons = [str(choice.get("finish_reason")) for choice in data.get("choices", [])]
+        lines = [f"[finish] {', '.join(reasons) or 'no choices'}"]
+        if isinstance(usage, dict):
+            lines.append(
+                f"[usage] {usage.get('prompt_tokens')} prompt + {usage.get('completion_tokens')} "
+                f"completion = {usage.get('total_tokens')} tokens"
+            )
     timings = data.get("timings")
     server = ""
     if isinstance(timings, dict) and isinstance(timings.get("predicted_per_second"), (int, float)):
@@ -263,6 +277,8 @@ def _use_color(out: TextIO) -> bool:
 
 def _request(args: argparse.Namespace) -> Dict[str, Any]:
     prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
+    if args.api == "responses":
+        return _responses_request(args, prompt)
     messages: List[Dict[str, str]] = []
     if args.system:
         messages.append({"role": "system", "content": args.system})
@@ -275,6 +291,32 @@ def _request(args: argparse.Namespace) -> Dict[str, Any]:
     if not args.no_usage:
         body["stream_options"] = {"include_usage": True}
     return body
+
+
+def _responses_request(args: argparse.Namespace, prompt: str) -> Dict[str, Any]:
+    """The body of a Responses API request: the prompt as ``input``, --system as ``instructions``."""
+    if args.n not in (None, 1):
+        raise UsageError("the Responses API has no n (one request, one response): drop -n, or use --api chat")
+    body: Dict[str, Any] = {"input": prompt}
+    if args.system:
+        body["instructions"] = args.system
+    if args.max_tokens is not None:
+        body["max_output_tokens"] = args.max_tokens
+    if args.temperature is not None:
+        body["temperature"] = args.temperature
+    if args.seed is not None:
+        body["seed"] = args.seed  # not an OpenAI parameter; llama.cpp and vLLM take it
+    return body  # usage always comes with response.completed: --no-usage changes nothing
+
+
+def _stream(client: Client, args: argparse.Namespace, model: str, body: Dict[str, Any]) -> BaseStream[Any]:
+    """The stream of one request, on the API --api names."""
+    if args.api == "responses":
+        body = dict(body)
+        seed = body.pop("seed", None)
+        extra = {"seed": seed} if seed is not None else None
+        return client.responses.stream(model=model, extra_body=extra, **body)
+    return client.chat.completions.stream(model=model, **body)
 
 
 def _client_settings(args: argparse.Namespace, base_url: Optional[str]) -> Dict[str, Any]:
@@ -315,7 +357,7 @@ def cmd_chat(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     def chat(base_url: Optional[str]) -> int:
         model = _model(args, base_url)
         with Client(**_client_settings(args, base_url)) as client:
-            stream = client.chat.completions.stream(model=model, **body)
+            stream = _stream(client, args, model, body)
             return _run(stream, args, out, err, several_choices=(args.n or 1) > 1)
 
     return _with_server(args, err, chat)
@@ -335,7 +377,8 @@ def cmd_record(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         payload = {"model": _model(args, base_url), **body, "stream": True}
         with Client(**_client_settings(args, base_url)) as client:
             # The client's own transport: the same session, headers, retries and error mapping.
-            response = client._transport.post("chat/completions", payload, stream=True)
+            path = "responses" if args.api == "responses" else "chat/completions"
+            response = client._transport.post(path, payload, stream=True)
             try:
                 size = _save_body(response, args.file, err)
             finally:
@@ -374,6 +417,16 @@ def _check_transcript(data: bytes) -> str:
     trailing = decoder.end()
     if trailing is not None:
         events.append(trailing)
+    if _api_of(data) == "responses":
+        responses = ResponseAccumulator()
+        try:
+            for sse in events:
+                if sse.data and sse.data != "[DONE]":
+                    responses.feed(json.loads(sse.data))
+        except (ValueError, OpenAIError) as exc:
+            return f"{len(events)} events; not a clean stream: {exc}"
+        status = responses.response().status if responses.finished else "cut before it finished"
+        return f"{len(events)} events, a Responses API stream, status {status}"
     done = False
     try:
         for sse in events:
@@ -385,6 +438,38 @@ def _check_transcript(data: bytes) -> str:
         return f"{len(events)} events; not a clean stream: {exc}"
     reasons = [str(c.get("finish_reason")) for c in accumulator.completion().to_dict().get("choices", [])]
     return f"{len(events)} events, finish {', '.join(reasons) or 'none'}{', [DONE]' if done else ''}"
+
+
+def _api_of(data: bytes) -> str:
+    """``responses`` when a transcript's events are the Responses API's (``type: response.*``), else ``chat``.
+
+    The first event that tells decides: a chunk with ``choices`` is chat's, an
+    event typed ``response.*`` the Responses API's (named so on its ``event:``
+    line or in its data).
+    """
+    decoder = SSEDecoder()
+    try:
+        events = list(decoder.feed(data))
+        trailing = decoder.end()
+    except OpenAIError:
+        return "chat"
+    if trailing is not None:
+        events.append(trailing)
+    for sse in events:
+        if sse.event.startswith("response."):
+            return "responses"
+        try:
+            payload = json.loads(sse.data)
+        except ValueError:
+            continue
+        if not isinstance(payload, dict):
+            continue
+        if "choices" in payload:
+            return "chat"
+        kind = payload.get("type")
+        if isinstance(kind, str) and kind.startswith("response."):
+            return "responses"
+    return "chat"
 
 
 def _choice_count(data: bytes) -> int:
@@ -440,6 +525,10 @@ def _replay(data: bytes, label: str, args: argparse.Namespace, out: TextIO, err:
         err.write(f"REPLAY of {label}: a recorded transcript served from {server.base_url}, "
                   "not a live model; the real client streams it\n")
         with Client(base_url=server.base_url, api_key="replay", max_retries=0) as client:
+            if _api_of(data) == "responses":
+                err.write("(a Responses API stream: it goes through client.responses.stream)\n")
+                stream: BaseStream[Any] = client.responses.stream(model="replay", input="(replay)")
+                return _run(stream, args, out, err, live=False)
             stream = client.chat.completions.stream(
                 model="replay", messages=[{"role": "user", "content": "(replay)"}]
             )
@@ -466,7 +555,7 @@ def cmd_demo(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="openai-stream",
-        description="Stream chat completions from OpenAI-compatible servers.",
+        description="Stream chat completions and responses from OpenAI-compatible servers.",
         epilog="Exit status: 0 ok, 1 API or stream error, 2 usage error.",
     )
     parser.add_argument("--version", action="version", version=f"openai_stream {__version__}")
@@ -480,6 +569,12 @@ def _parser() -> argparse.ArgumentParser:
     request.add_argument(
         "--model",
         help=f"model name (default: $OPENAI_MODEL or gpt-4o-mini; with --local, {local.MODEL_NAME})",
+    )
+    request.add_argument(
+        "--api",
+        choices=("chat", "responses"),
+        default="chat",
+        help="chat: POST /chat/completions (the default); responses: POST /responses (the Responses API)",
     )
     request.add_argument("--base-url", help="server URL (default: $OPENAI_BASE_URL or OpenAI)")
     request.add_argument("--api-key", help="API key (default: $OPENAI_API_KEY; prefer the variable)")

@@ -486,3 +486,87 @@ def test_chat_help_gives_the_local_default_model(capsys: Any) -> None:
     flat = " ".join(out.split())
     assert f"with --local, {openai_stream.local.MODEL_NAME}" in flat
     assert "gpt-4o-mini" in flat and "--n N" in flat
+
+
+# --------------------------------------------------------------------------- the Responses API (issue 12 §9)
+RESPONSES = ROOT / "tests" / "fixtures" / "responses"
+RESPONSES_EXPECTED = ROOT / "tests" / "expected_responses"
+
+
+def expected_response(name: str) -> Dict[str, Any]:
+    """The response the independent oracle derived for a responses fixture."""
+    data: Dict[str, Any] = json.loads((RESPONSES_EXPECTED / f"{name}.json").read_text(encoding="utf-8"))
+    return data
+
+
+def responses_server(name: str) -> ReplayServer:
+    return ReplayServer([ScriptedResponse(events=split_sse_events((RESPONSES / f"{name}.sse").read_bytes()))])
+
+
+def test_chat_api_responses_streams_a_response_and_its_summary(capsys: Any) -> None:
+    with responses_server("openai-reasoning-summary") as server:
+        argv = ["chat", "--api", "responses", "--base-url", server.base_url, "--api-key", KEY,
+                "--model", "o4", "--system", "Be brief.", "--max-tokens", "50", "--temperature", "0.5",
+                "--seed", "3", "Hi"]
+        code, out, err = run(argv, capsys)
+        (request,) = server.requests
+    assert code == 0, err
+    assert request.path == "/v1/responses"
+    assert request.json == {
+        "model": "o4", "input": "Hi", "instructions": "Be brief.", "max_output_tokens": 50,
+        "temperature": 0.5, "seed": 3, "stream": True,
+    }
+    expected = expected_response("openai-reasoning-summary")
+    assert expected["output_text"] and expected["output_text"] in out
+    assert "[reasoning]" in out
+    usage = expected["response"]["usage"]
+    assert "[status] completed" in err
+    assert f"[usage] {usage['input_tokens']} input + {usage['output_tokens']} output" in err
+    assert KEY not in out + err
+
+
+def test_chat_api_responses_refuses_n(capsys: Any) -> None:
+    code, _, err = run(["chat", "--api", "responses", "--base-url", "http://127.0.0.1:9/v1", "-n", "2", "Hi"],
+                       capsys)
+    assert code == 2 and "no n" in err
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in RESPONSES.glob("*.sse")))
+def test_replay_recognises_a_responses_transcript_by_its_events(name: str, capsys: Any) -> None:
+    code, out, err = run(["replay", "--json", str(RESPONSES / f"{name}.sse")], capsys)
+    expected = expected_response(name)
+    assert "Responses API" in err
+    events = [json.loads(line) for line in out.splitlines()]
+    if expected["outcome"]["kind"] == "ok":
+        assert code == 0, err
+        want = dict(expected["response"])
+        want.pop("parsed", None)  # the request's text.format is not in a transcript: nothing asks to parse
+        assert events[-1] == {"type": "completion", "completion": want}
+    else:
+        assert code == 1 and expected["outcome"]["class"] in err
+        assert events[-1]["error"]["class"] == expected["outcome"]["class"]
+
+
+def test_replay_shows_a_responses_transcript_as_text(capsys: Any) -> None:
+    code, out, err = run(["replay", str(RESPONSES / "llamacpp-text.sse")], capsys)
+    assert code == 0, err
+    assert out == expected_response("llamacpp-text")["output_text"] + "\n"
+    assert "[status] completed" in err and "[usage]" in err
+
+
+def test_record_api_responses_saves_the_bytes_and_says_what_they_are(tmp_path: Path, capsys: Any) -> None:
+    raw = (RESPONSES / "openai-function-call.sse").read_bytes()
+    target = tmp_path / "resp.sse"
+    with ReplayServer([ScriptedResponse(events=split_sse_events(raw))]) as server:
+        argv = ["record", str(target), "--api", "responses", "--base-url", server.base_url, "--api-key", KEY,
+                "Weather?"]
+        code, _, err = run(argv, capsys)
+        (request,) = server.requests
+    assert code == 0, err
+    assert target.read_bytes() == raw
+    assert request.path == "/v1/responses" and request.json["input"] == "Weather?"
+    assert "Responses API stream, status completed" in err
+    code, out, err = run(["replay", "--json", str(target)], capsys)
+    assert code == 0 and json.loads(out.splitlines()[-1])["completion"] == expected_response(
+        "openai-function-call"
+    )["response"]

@@ -364,6 +364,21 @@ def test_cli_chat_local_streams_a_real_answer() -> None:
     assert "[usage]" in result.stderr and "first token" in result.stderr
 
 
+@needs_model
+def test_cli_chat_local_api_responses_streams_a_real_answer() -> None:
+    env = dict(os.environ, PYTHONPATH=str(ROOT), NO_COLOR="1")
+    env.pop("OPENAI_API_KEY", None)
+    result = subprocess.run(
+        [sys.executable, "-m", "openai_stream", "chat", "--local", "--api", "responses", "--max-tokens", "12",
+         "--temperature", "0", "Say hello."],
+        cwd=str(ROOT), env=env, capture_output=True, text=True, timeout=110,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip()
+    assert "[status] completed" in result.stderr and "[usage]" in result.stderr
+    assert "first token" in result.stderr
+
+
 # --------------------------------------------------------------------------- no server needed
 def test_missing_xllamacpp_names_both_install_commands(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "xllamacpp", None)  # makes `import xllamacpp` fail
