@@ -10,6 +10,7 @@ copied; ``close()`` during a read that timed out was reported as a timeout.
 from __future__ import annotations
 
 import json
+import os
 import socket
 import threading
 from typing import Any, Dict, List
@@ -141,3 +142,33 @@ def test_close_during_a_read_that_timed_out_is_the_abort() -> None:
         stream.until_done(timeout=5)
     assert info.value.completion.choices[0].message.content == "Hi"
     assert stream.state == "closed"
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_stream_running_in_the_parent_fails_clearly_in_a_forked_child() -> None:
+    chunks = [data(delta(f"{i} ")) for i in range(200)] + [data(delta("", "stop")), b"data: [DONE]\n\n"]
+    with ReplayServer([ScriptedResponse(events=chunks, delay=0.01)]) as server, client_for(server) as client:
+        stream = stream_of(client)
+        first = threading.Event()
+        stream.on("content.delta", lambda event: first.set())
+        stream.start()
+        assert first.wait(10)
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: its copy of the stream has no thread; waiting must not hang
+            outcome = "returned"
+            try:
+                stream.until_done(timeout=5)
+            except openai_stream.OpenAIError as exc:
+                outcome = "forked" if "os.fork()" in str(exc) else f"other: {exc}"
+            except BaseException as exc:
+                outcome = f"other: {type(exc).__name__}"
+            os.write(write, outcome.encode())
+            os._exit(0)
+        os.close(write)
+        with os.fdopen(read, "rb") as pipe:
+            got = pipe.read().decode()
+        os.waitpid(pid, 0)
+        assert got == "forked"
+        completion = stream.until_done(timeout=20)  # the parent's stream is untouched
+    assert (completion.choices[0].message.content or "").count(" ") == 200

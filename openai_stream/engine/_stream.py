@@ -60,6 +60,7 @@ from ..errors import (
     OpenAIError,
     StreamInterruptedError,
 )
+from ..transport import _fork
 from ..transport._body import BodyReader
 from ..transport._cancel import BodyControl, CancelScope, bound
 from ..transport._http import Timeout, TimeoutTypes, Transport, as_timeout, iter_body
@@ -183,6 +184,7 @@ class BaseStream(EventEmitter, Generic[R]):
         self._thread: Optional[threading.Thread] = None
         self._owner: Optional[threading.Thread] = None  # the thread pulling events, when not start()ed
         self._loop_thread: Optional[int] = None  # the thread the loop last ran on
+        self._generation: Optional[int] = None  # the process (fork generation) the loop started in
         self._closed = False
         self._result: Optional[R] = None
         self._error: Optional[BaseException] = None
@@ -320,6 +322,9 @@ class BaseStream(EventEmitter, Generic[R]):
         """
         if self._finished.is_set():
             return self._outcome()
+        started_in = self._generation
+        if started_in is not None and started_in != _fork.generation():
+            raise _forked_error()
         here = threading.current_thread()
         spawned: Optional[threading.Thread] = None
         with self._state_lock:
@@ -445,6 +450,7 @@ class BaseStream(EventEmitter, Generic[R]):
         event, and without the raw payload events nobody listens to.
         """
         self._loop_thread = threading.get_ident()
+        self._generation = _fork.generation()
         accumulator = self._accumulator
         acc_lock = self._acc_lock
         tracked = False
@@ -508,6 +514,8 @@ class BaseStream(EventEmitter, Generic[R]):
                                     handler(event)
                             if yielding:
                                 yield event
+                                if self._generation != _fork.generation():
+                                    raise _forked_error()  # resumed in a forked child
                         reading = True
                 except (StreamInterruptedError, APITimeoutError) as exc:
                     if not reading or self._closed:
@@ -675,6 +683,14 @@ def check_event_name(
     raise ValueError(
         f"{owner} has no event {event!r}, so a handler for it would never run; {instead} "
         f"Its events: {', '.join(names)}"
+    )
+
+
+def _forked_error() -> OpenAIError:
+    return OpenAIError(
+        "this stream was started in the parent process before os.fork(); it cannot go on in the "
+        "forked child, whose copy of its connection belongs to the parent: start a new stream in "
+        "the child"
     )
 
 
