@@ -33,10 +33,14 @@ __all__ = [
     "network_clients",
     "partial_clients",
     "request_body",
+    "RESPONSES_PREFIX",
 ]
 
 OnContent = Optional[Callable[[str], None]]
 MESSAGES = [{"role": "user", "content": "benchmark"}]
+RESPONSES_PREFIX = "responses-"
+"""Scenarios whose name starts so are Responses API streams: clients request ``POST /responses``."""
+INPUT = "benchmark"
 
 
 def request_body(model: str) -> Dict[str, Any]:
@@ -105,6 +109,9 @@ class BenchClient:
     def __init__(self, base_url: str) -> None:
         self.base_url = base_url
 
+    responses = False
+    """Whether :meth:`run` also streams Responses API scenarios (names starting ``responses-``)."""
+
     def run(self, model: str, on_content: OnContent = None) -> str:
         """Request scenario ``model``, consume the whole stream, return the final text."""
         raise NotImplementedError
@@ -123,9 +130,14 @@ class FloorClient(BenchClient):
         super().__init__(base_url)
         self.session = requests.Session()
         self.url = base_url + "/chat/completions"
+        self.responses_url = base_url + "/responses"
         self.headers = {"Authorization": "Bearer bench", "Accept": "text/event-stream"}
 
+    responses = True
+
     def run(self, model: str, on_content: OnContent = None) -> str:
+        if model.startswith(RESPONSES_PREFIX):
+            return self._run_responses(model, on_content)
         collector = _Collector()
         add = collector.add
         loads = json.loads
@@ -140,6 +152,24 @@ class FloorClient(BenchClient):
                         break
                     add(loads(data), on_content)
         return collector.text()
+
+    def _run_responses(self, model: str, on_content: OnContent) -> str:
+        """The same loop on a Responses API stream: the output text deltas, joined."""
+        texts: List[str] = []
+        loads = json.loads
+        body = {"model": model, "input": INPUT, "stream": True}
+        with self.session.post(
+            self.responses_url, json=body, headers=self.headers, stream=True, timeout=30
+        ) as response:
+            response.raise_for_status()
+            for line in response.iter_lines():
+                if line.startswith(b"data: "):
+                    event = loads(line[6:])
+                    if event["type"] == "response.output_text.delta":
+                        texts.append(event["delta"])
+                        if on_content is not None:
+                            on_content(event["delta"])
+        return "".join(texts)
 
     def close(self) -> None:
         self.session.close()
@@ -165,6 +195,7 @@ class SSEClientPyClient(FloorClient):
 
     name = "sseclient"
     label = "requests + sseclient-py + json.loads"
+    responses = False
 
     def __init__(self, base_url: str) -> None:
         import sseclient
@@ -205,8 +236,16 @@ class OpenAIStreamHelperClient(_OpenAIPackage):
 
     name = "openai.stream"
     label = "openai package: stream() events"
+    responses = True
 
     def run(self, model: str, on_content: OnContent = None) -> str:
+        if model.startswith(RESPONSES_PREFIX):
+            with self.client.responses.stream(model=model, input=INPUT) as stream:
+                for event in stream:
+                    if on_content is not None and event.type == "response.output_text.delta":
+                        on_content(event.delta)
+                response = stream.get_final_response()
+            return str(response.output_text)
         with self.client.chat.completions.stream(
             model=model, messages=MESSAGES, stream_options={"include_usage": True}
         ) as stream:
@@ -222,8 +261,18 @@ class OpenAICreateClient(_OpenAIPackage):
 
     name = "openai.create"
     label = "openai package: create(stream=True)"
+    responses = True
 
     def run(self, model: str, on_content: OnContent = None) -> str:
+        if model.startswith(RESPONSES_PREFIX):
+            parts: List[str] = []
+            with self.client.responses.create(model=model, input=INPUT, stream=True) as events:
+                for event in events:
+                    if event.type == "response.output_text.delta":
+                        parts.append(event.delta)
+                        if on_content is not None:
+                            on_content(event.delta)
+            return "".join(parts)
         texts: Dict[int, List[str]] = {}
         calls: Dict[int, Dict[int, List[Any]]] = {}
         response = self.client.chat.completions.create(
@@ -280,8 +329,19 @@ class OursHandlersClient(_Ours):
 
     name = "ours.handlers"
     label = "openai_stream: handlers on every event"
+    responses = True
 
     def run(self, model: str, on_content: OnContent = None) -> str:
+        if model.startswith(RESPONSES_PREFIX):
+            # A no-op handler on every event a responses stream emits: the server's own and the
+            # chat-compatible ones.
+            responses = self.client.responses.stream(model=model, input=INPUT)
+            for event_type in self.openai_stream.RESPONSE_EVENT_TYPES:
+                if event_type == "content.delta" and on_content is not None:
+                    responses.on(event_type, lambda event: on_content(event.delta))
+                else:
+                    responses.on(event_type, _noop)
+            return str(responses.until_done().output_text)
         stream = self.client.chat.completions.stream(
             model=model, messages=MESSAGES, stream_options={"include_usage": True}
         )
@@ -310,8 +370,16 @@ class OursIterClient(_Ours):
 
     name = "ours.iter"
     label = "openai_stream: for event in stream"
+    responses = True
 
     def run(self, model: str, on_content: OnContent = None) -> str:
+        if model.startswith(RESPONSES_PREFIX):
+            with self.client.responses.stream(model=model, input=INPUT) as responses:
+                for event in responses:
+                    if on_content is not None and event.type == "content.delta":
+                        on_content(event.delta)  # type: ignore[attr-defined]
+                response = responses.current_response
+            return str(response.output_text)
         with self.client.chat.completions.stream(
             model=model, messages=MESSAGES, stream_options={"include_usage": True}
         ) as stream:
@@ -380,7 +448,14 @@ class OursPartialArgumentsClient(_Ours):
 
 def accumulate_in_memory(chunks: Sequence[Dict[str, Any]]) -> str:
     """openai_stream's accumulator fed pre-decoded chunk dicts: no I/O, no JSON, no emitter."""
-    from openai_stream import ChatCompletionAccumulator
+    from openai_stream import ChatCompletionAccumulator, ResponseAccumulator
+
+    if chunks and str(chunks[0].get("type", "")).startswith("response."):
+        responses = ResponseAccumulator()
+        for event in chunks:
+            responses.feed(event)
+        responses.end()
+        return responses.response().output_text
 
     accumulator = ChatCompletionAccumulator()
     feed = accumulator.feed

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from . import clients as bench_clients
-from .scenarios import Scenario, build_chunks
+from .scenarios import RESPONSES, Scenario, build_chunks
 from .server import CLOSING_PREFIX, ServerProcess, SSEServer
 
 __all__ = ["Sizes", "FULL", "QUICK", "main", "run"]
@@ -129,11 +129,16 @@ def scenarios_for(sizes: Sizes) -> List[Scenario]:
         Scenario(f"n3-3x{sizes.choice_deltas}", "choices", sizes.choice_deltas, n=3),
         Scenario(f"scale-{sizes.scale_small}", "content", sizes.scale_small),
         Scenario(f"scale-{sizes.scale_large}", "content", sizes.scale_large),
+        Scenario(f"responses-{sizes.content}", RESPONSES, sizes.content),
+        Scenario(f"responses-scale-{sizes.scale_small}", RESPONSES, sizes.scale_small),
+        Scenario(f"responses-scale-{sizes.scale_large}", RESPONSES, sizes.scale_large),
     ]
 
 
 def expected_text(chunks: Sequence[Dict[str, Any]]) -> str:
     """The final text computed straight from the chunks, with no client involved."""
+    if chunks and str(chunks[0].get("type", "")).startswith("response."):
+        return "".join(c["delta"] for c in chunks if c["type"] == "response.output_text.delta")
     collector = bench_clients._Collector()
     for chunk in chunks:
         collector.add(chunk, None)
@@ -172,6 +177,7 @@ def measure_throughput(
             chunks = {s.name: build_chunks(s) for s in [*scenarios, warmup]}
             expected = {name: expected_text(c) for name, c in chunks.items()}
             runners: Dict[str, Callable[[str], str]] = {c.name: c.run for c in clients}
+            speaks_responses = {c.name for c in clients if c.responses} | {ACCUMULATOR}
             runners[ACCUMULATOR] = lambda name: bench_clients.accumulate_in_memory(chunks[name])
             names = list(runners)
             for name in names:
@@ -182,6 +188,8 @@ def measure_throughput(
             gc.freeze()
 
             def runs_on(name: str, scenario: Scenario) -> bool:
+                if scenario.kind == RESPONSES:
+                    return name in speaks_responses
                 return scenario.kind == "tools" or name not in tools_only
 
             times: Dict[str, Dict[str, List[float]]] = {
@@ -510,41 +518,48 @@ def measure_local_model(streams: int, log: Callable[[str], None]) -> List[Dict[s
 
 def measure_memory(sizes: Sizes, server_mode: str, log: Callable[[str], None]) -> List[Dict[str, Any]]:
     """Peak traced memory while a client consumes one long stream (server memory not traced)."""
-    scenario = Scenario(f"memory-{sizes.memory_deltas}", "content", sizes.memory_deltas)
-    expected = expected_text(build_chunks(scenario))
-    text_bytes = len(expected.encode("utf-8"))
+    chat = Scenario(f"memory-{sizes.memory_deltas}", "content", sizes.memory_deltas)
+    responses = Scenario(f"responses-memory-{sizes.memory_deltas}", RESPONSES, sizes.memory_deltas)
     rows = []
-    warmup = Scenario("warmup", "content", 20)
-    server: Any = (ServerProcess if server_mode == "process" else SSEServer)([scenario, warmup])
+    warmups = {
+        "chat": Scenario("warmup", "content", 20),
+        "responses": Scenario("responses-warmup", RESPONSES, 20),
+    }
+    served = [chat, responses, *warmups.values()]
+    server: Any = (ServerProcess if server_mode == "process" else SSEServer)(served)
     names = {bench_clients.FloorClient, bench_clients.OursHandlersClient, bench_clients.OursIterClient}
     with server:
-        for cls in bench_clients.network_clients():
-            if cls not in names:
-                continue
-            client = cls(server.base_url)
-            try:
-                log(f"memory: {client.name}")
-                client.run(warmup.name)
-                gc.collect()
-                tracemalloc.start()
+        for api, scenario in (("chat", chat), ("responses", responses)):
+            expected = expected_text(build_chunks(scenario))
+            text_bytes = len(expected.encode("utf-8"))
+            for cls in bench_clients.network_clients():
+                if cls not in names:
+                    continue
+                client = cls(server.base_url)
                 try:
-                    text = client.run(scenario.name)
-                    peak = tracemalloc.get_traced_memory()[1]
+                    log(f"memory: {client.name}, {scenario.name}")
+                    client.run(warmups[api].name)
+                    gc.collect()
+                    tracemalloc.start()
+                    try:
+                        text = client.run(scenario.name)
+                        peak = tracemalloc.get_traced_memory()[1]
+                    finally:
+                        tracemalloc.stop()
                 finally:
-                    tracemalloc.stop()
-            finally:
-                client.close()
-            _check(client.name, scenario.name, text, expected)
-            rows.append(
-                {
-                    "client": client.name,
-                    "deltas": sizes.memory_deltas,
-                    "peak_bytes": peak,
-                    "final_text_bytes": text_bytes,
-                    "limit_bytes": 3 * text_bytes + 5 * 1024 * 1024,
-                    "peak_over_text": peak / text_bytes,
-                }
-            )
+                    client.close()
+                _check(client.name, scenario.name, text, expected)
+                rows.append(
+                    {
+                        "client": client.name,
+                        "api": api,
+                        "deltas": sizes.memory_deltas,
+                        "peak_bytes": peak,
+                        "final_text_bytes": text_bytes,
+                        "limit_bytes": 3 * text_bytes + 5 * 1024 * 1024,
+                        "peak_over_text": peak / text_bytes,
+                    }
+                )
     return rows
 
 
@@ -628,17 +643,32 @@ def evaluate_targets(results: Results, sizes: Sizes) -> List[Dict[str, Any]]:
                 None if speedup is None else speedup >= 15,
                 "{:.1f}x",
             )
-    small, large = row(f"scale-{sizes.scale_small}", OURS), row(f"scale-{sizes.scale_large}", OURS)
-    if small is not None and large is not None:
-        factor = sizes.scale_large / sizes.scale_small
-        ratio = large["median_s"] / small["median_s"]
+    r = row(f"responses-{sizes.content}", OURS)
+    if r is not None:
+        scenario = f"responses-{sizes.content}"
+        add(f"{OURS} vs floor, {scenario}", "<= 1.5x", r["x_floor"], r["x_floor"] <= 1.5, "{:.3f}x")
+        speedup = r["openai_stream_over_this"]
         add(
-            f"{OURS} scaling {sizes.scale_large} vs {sizes.scale_small} deltas",
-            f"<= {factor * 1.1:.1f}x",
-            ratio,
-            ratio <= factor * 1.1,
-            "{:.3f}x",
+            f"{OURS} faster than openai responses.stream(), {scenario}",
+            ">= 15x",
+            speedup,
+            None if speedup is None else speedup >= 15,
+            "{:.1f}x",
         )
+    for prefix in ("scale", "responses-scale"):
+        small = row(f"{prefix}-{sizes.scale_small}", OURS)
+        large = row(f"{prefix}-{sizes.scale_large}", OURS)
+        if small is not None and large is not None:
+            factor = sizes.scale_large / sizes.scale_small
+            ratio = large["median_s"] / small["median_s"]
+            add(
+                f"{OURS} {'responses ' if prefix != 'scale' else ''}scaling {sizes.scale_large} vs "
+                f"{sizes.scale_small} deltas",
+                f"<= {factor * 1.1:.1f}x",
+                ratio,
+                ratio <= factor * 1.1,
+                "{:.3f}x",
+            )
     for r in results.latency:
         if r["client"] == OURS:
             add(f"{OURS} latency median", "<= 2 ms", r["median_ms"], r["median_ms"] <= 2.0, "{:.3f} ms")
@@ -665,8 +695,9 @@ def evaluate_targets(results: Results, sizes: Sizes) -> List[Dict[str, Any]]:
         add(f"{OURS_DEFAULTS} p90 / median, local llama.cpp", "<= 3x", ratio, ratio <= 3.0, "{:.2f}x")
     for r in results.memory:
         if r["client"] == OURS:
+            api = " (responses)" if r.get("api") == "responses" else ""
             add(
-                f"{OURS} peak memory, {r['deltas']} deltas",
+                f"{OURS} peak memory{api}, {r['deltas']} deltas",
                 f"<= 3x text + 5 MB = {r['limit_bytes'] / 1e6:.1f} MB",
                 r["peak_bytes"] / 1e6,
                 r["peak_bytes"] <= r["limit_bytes"],
@@ -827,10 +858,13 @@ def format_table(results: Results) -> str:
     if results.memory:
         lines.append("")
         lines.append("peak memory (tracemalloc) while consuming one stream")
-        lines.append(f"{'client':<18} {'deltas':>7} {'peak MB':>8} {'text MB':>8} {'peak/text':>10}")
+        lines.append(
+            f"{'client':<18} {'api':<10} {'deltas':>7} {'peak MB':>8} {'text MB':>8} {'peak/text':>10}"
+        )
         for r in results.memory:
+            api = r.get("api", "chat")
             lines.append(
-                f"{r['client']:<18} {r['deltas']:>7} {r['peak_bytes'] / 1e6:>8.2f} "
+                f"{r['client']:<18} {api:<10} {r['deltas']:>7} {r['peak_bytes'] / 1e6:>8.2f} "
                 f"{r['final_text_bytes'] / 1e6:>8.3f} {r['peak_over_text']:>9.1f}x"
             )
     if results.imports:

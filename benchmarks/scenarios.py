@@ -15,6 +15,7 @@ from typing import Any, Dict, Iterator, List, Sequence
 __all__ = [
     "Scenario",
     "build_chunks",
+    "RESPONSES",
     "encode_events",
     "chunked_body",
     "text_from_choices",
@@ -39,9 +40,19 @@ _WORDS = (
 # fmt: on
 
 
+RESPONSES = "responses"
+"""The kind of a Responses API scenario (``POST /responses`` events, no ``[DONE]``)."""
+_RESPONSE_ID = "resp_BENCH00000000000000000000000000000000000000000"
+_ITEM_ID = "msg_BENCH00000000000000000000000000000000000000000"
+
+
 @dataclass(frozen=True)
 class Scenario:
-    """One benchmark stream: ``kind`` is ``content``, ``tools`` or ``choices``.
+    """One benchmark stream: ``kind`` is ``content``, ``tools``, ``choices`` or ``responses``.
+
+    A ``responses`` scenario is a Responses API stream of one message with
+    ``size`` ``response.output_text.delta`` events, shaped as OpenAI sends them
+    (``event:`` lines, ``sequence_number``, indexes, ``logprobs``, ``obfuscation``).
 
     ``size`` is the number of content deltas (``content``), argument fragments
     per call (``tools``, with ``calls`` calls) or deltas per choice
@@ -135,8 +146,47 @@ def _choices_chunks(n: int, size: int) -> Iterator[Dict[str, Any]]:
     yield _usage_chunk(n * size)
 
 
+def _response_events(size: int) -> Iterator[Dict[str, Any]]:
+    """A Responses API text stream, as OpenAI's API reference documents each event."""
+    response = {
+        "id": _RESPONSE_ID, "object": "response", "created_at": _CREATED, "status": "in_progress",
+        "error": None, "incomplete_details": None, "model": _MODEL, "output": [], "usage": None,
+    }
+    yield {"type": "response.created", "response": response}
+    yield {"type": "response.in_progress", "response": response}
+    item = {"id": _ITEM_ID, "type": "message", "status": "in_progress", "role": "assistant", "content": []}
+    yield {"type": "response.output_item.added", "output_index": 0, "item": item}
+    part = {"type": "output_text", "annotations": [], "logprobs": [], "text": ""}
+    yield {"type": "response.content_part.added", "item_id": _ITEM_ID, "output_index": 0,
+           "content_index": 0, "part": part}
+    texts = []
+    for i in range(size):
+        token = _token(i)
+        texts.append(token)
+        padding = "x" * (16 - len(token) % 16)  # OpenAI pads deltas to hide their length
+        yield {"type": "response.output_text.delta", "item_id": _ITEM_ID, "output_index": 0,
+               "content_index": 0, "delta": token, "logprobs": [], "obfuscation": padding}
+    text = "".join(texts)
+    yield {"type": "response.output_text.done", "item_id": _ITEM_ID, "output_index": 0, "content_index": 0,
+           "text": text, "logprobs": []}
+    done_part = {**part, "text": text}
+    yield {"type": "response.content_part.done", "item_id": _ITEM_ID, "output_index": 0,
+           "content_index": 0, "part": done_part}
+    done_item = {**item, "status": "completed", "content": [done_part]}
+    yield {"type": "response.output_item.done", "output_index": 0, "item": done_item}
+    usage = {"input_tokens": 9, "input_tokens_details": {"cached_tokens": 0}, "output_tokens": size,
+             "output_tokens_details": {"reasoning_tokens": 0}, "total_tokens": 9 + size}
+    yield {"type": "response.completed",
+           "response": {**response, "status": "completed", "output": [done_item], "usage": usage}}
+
+
 def build_chunks(scenario: Scenario) -> List[Dict[str, Any]]:
-    """The chunk dicts of ``scenario``, in order (without the final ``[DONE]``)."""
+    """The chunk dicts (event payloads) of ``scenario``, in order (without a final ``[DONE]``)."""
+    if scenario.kind == RESPONSES:
+        events = list(_response_events(scenario.size))
+        for number, event in enumerate(events):
+            event["sequence_number"] = number
+        return events
     if scenario.kind == "content":
         return list(_content_chunks(scenario.size))
     if scenario.kind == "tools":
@@ -147,7 +197,17 @@ def build_chunks(scenario: Scenario) -> List[Dict[str, Any]]:
 
 
 def encode_events(chunks: Sequence[Dict[str, Any]]) -> List[bytes]:
-    """Each chunk as one SSE event (``data: {json}`` and a blank line), then ``[DONE]``."""
+    """Each chunk as one SSE event (``data: {json}`` and a blank line), then ``[DONE]``.
+
+    Responses API events (a ``type`` of ``response.*``) go as OpenAI sends them:
+    ``event: TYPE`` before each data line, and no ``[DONE]``.
+    """
+    if chunks and str(chunks[0].get("type", "")).startswith("response."):
+        return [
+            b"event: " + c["type"].encode() + b"\ndata: "
+            + json.dumps(c, ensure_ascii=False, separators=(",", ":")).encode() + b"\n\n"
+            for c in chunks
+        ]
     events = [
         b"data: " + json.dumps(c, ensure_ascii=False, separators=(",", ":")).encode() + b"\n\n"
         for c in chunks

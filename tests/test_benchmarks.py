@@ -48,7 +48,14 @@ def test_quick_run_end_to_end_writes_json_and_table(
     if _has("openai"):
         expected_clients |= {"openai.stream", "openai.create"}
     scenarios = {r["scenario"] for r in results["throughput"]}
-    assert len(scenarios) == 5
+    assert len(scenarios) == 8  # 5 chat, 3 responses (issue 12 §10)
+    assert sum(name.startswith("responses-") for name in scenarios) == 3
+    responses_rows = [r for r in results["throughput"] if r["scenario"].startswith("responses-")]
+    assert "sseclient" not in {r["client"] for r in responses_rows}  # it speaks chat only
+    assert {r["api"] for r in results["memory"]} == {"chat", "responses"}
+    targets = {t["target"] for t in results["targets"]}
+    assert any("openai responses.stream()" in t for t in targets)
+    assert any("responses scaling" in t for t in targets)
     partial_clients = {bench_run.TOOL_DELTA, bench_run.PARTIAL}
     for scenario in scenarios:
         rows = _rows(results, scenario)

@@ -239,3 +239,29 @@ def test_without_an_idle_timeout_the_socket_timeout_is_never_touched() -> None:
     timeouts: List[Optional[float]] = []
     assert list(reader([b": ping\n\n", data(A)], timeouts=timeouts)) == [A]
     assert timeouts == []
+
+
+# --------------------------------------------------------------------------- named events (the Responses API)
+NAMED = [
+    b'event: response.output_text.delta\ndata: {"type": "response.output_text.delta", "delta": "hi"}\n\n',
+    b'event: caf\xc3\xa9\ndata: {"n": 3}\n\n',  # a name that is not plain ASCII: the general path
+    b"event: response.done\ndata: [1, 2]\n\n",
+    b'event: \ndata: {"n": 4}\n\n',  # an empty name is "message"
+]
+
+
+@pytest.mark.parametrize("read", NAMED)
+def test_a_named_event_in_one_read_gives_what_it_gives_byte_by_byte(read: bytes) -> None:
+    warm = data(A)  # after a whole event the next read may take a shortcut
+    whole = list(reader([warm, read, read]))
+    bytewise = list(reader([bytes([b]) for b in warm + read + read]))
+    assert whole == bytewise and len(whole) == 3
+
+
+def test_a_named_error_event_in_one_read_is_still_an_error_frame() -> None:
+    frame = b'event: error\ndata: {"error": {"message": "busy", "code": "rate_limit_exceeded"}}\n\n'
+    got: List[Any] = []
+    with pytest.raises(RateLimitError):
+        for payload in reader([data(A), frame, data(B)]):
+            got.append(payload)
+    assert got == [A]

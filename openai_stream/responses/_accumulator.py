@@ -330,6 +330,10 @@ class ResponseAccumulator:
                 self._missed += sequence - last - 1
             self._last_sequence = sequence
         kind = payload.get("type")
+        if kind == "response.output_text.delta":
+            fast = self._text_delta_fast(payload, raw_events)
+            if fast is not None:
+                return fast
         events: List[Any] = []
         try:
             if type(kind) is not str:
@@ -355,6 +359,35 @@ class ResponseAccumulator:
             error.events = tuple(events)
             raise error from exc
         return events
+
+    def _text_delta_fast(self, payload: Dict[str, Any], raw_events: bool) -> Optional[List[Any]]:
+        """The events of an output text fragment for a part already known, or None for the general path.
+
+        The common event of every stream, so it is handled here when no rule but
+        "append it" applies: its item and part are known by id and index (or, without
+        an index, its part is the open one), no logprobs, a non-empty string.
+        """
+        item = self._by_id.get(payload.get("item_id"))  # type: ignore[arg-type]
+        delta = payload.get("delta")
+        if item is None or type(delta) is not str or not delta or payload.get("logprobs"):
+            return None
+        output_index = payload.get("output_index")
+        if output_index is not None and output_index not in self._by_index:
+            return None
+        index = payload.get("content_index")
+        if index is not None:
+            part = item.parts_by_index.get(index)
+            if part is None:
+                return None
+        else:
+            part = item.newest_part.get("output_text")
+            if part is None or part.closed or part.done_data is not None:
+                return None
+        if part.kind != "output_text":
+            return None
+        buf = part.buffer
+        event = ContentDeltaEvent(0, delta, buf, buf.append(delta))
+        return [server_event(payload), event] if raw_events else [event]
 
     def end(self) -> List[Any]:
         """Close the stream: the ``*.done`` events still owed, ``done``, then ``completion``.

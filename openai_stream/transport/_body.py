@@ -134,16 +134,19 @@ class BodyReader:
                 # The common read: exactly one whole data event, nothing held back, parsed
                 # straight from its bytes by jiter. What jiter refuses ([DONE], a lone surrogate
                 # escape, bad UTF-8, not JSON) takes the general path, which decides as before.
+                # The Responses API names each event ("event: NAME" first): the same, unless the
+                # name is "error" (an error frame) or not plain ASCII (the general path checks it).
+                start = 6 if data.startswith(b"data: ") else _named_data_start(data)
                 if (
-                    data.endswith(b"\n\n")
-                    and data.startswith(b"data: ")
-                    and data.count(b"\n") == 2
+                    start
+                    and data.endswith(b"\n\n")
+                    and data.count(b"\n") == (2 if start == 6 else 3)
                     and decoder.at_boundary
                     and b"\r" not in data
                     and len(data) <= limit
                 ):
                     try:
-                        payload = from_json(data[6:-2])
+                        payload = from_json(data[start:-2])
                     except ValueError:
                         pass
                     else:
@@ -275,6 +278,17 @@ class BodyReader:
             "count); the answer so far is attached as error.completion; retry the request, or "
             "raise idle_timeout if the model pauses longer"
         )
+
+
+def _named_data_start(data: bytes) -> int:
+    """Where the data of ``event: NAME\ndata: ...`` starts, for a plain name other than ``error``; else 0."""
+    if not data.startswith(b"event: "):
+        return 0
+    end = data.find(b"\n")
+    name = data[7:end]
+    if not name or name == b"error" or not name.isascii() or data[end + 1 : end + 7] != b"data: ":
+        return 0
+    return end + 7
 
 
 def _error_payload(payload: Any) -> Dict[str, Any]:
