@@ -26,6 +26,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 from . import clients as bench_clients
 from .scenarios import RESPONSES, Scenario, build_chunks
 from .server import CLOSING_PREFIX, ServerProcess, SSEServer
+from .short_streams import SHORT_SCENARIO, THREADS, measure_short_streams
 
 __all__ = ["Sizes", "FULL", "QUICK", "main", "run"]
 
@@ -56,6 +57,7 @@ class Sizes:
     repeats: int
     import_repeats: int
     reconnect_streams: int = 200
+    short_streams: int = 320
 
     def scaled(self, factor: float) -> Sizes:
         """Every stream size times ``factor`` (at least 10 deltas); repeats unchanged."""
@@ -74,11 +76,12 @@ class Sizes:
             self.repeats,
             self.import_repeats,
             max(10, int(self.reconnect_streams * factor)),
+            max(16, int(self.short_streams * factor)),
         )
 
 
-FULL = Sizes(20_000, 2_000, 5_000, 5_000, 40_000, 100_000, 300, 5, 9, 200)
-QUICK = Sizes(2_000, 200, 500, 500, 4_000, 10_000, 30, 3, 3, 40)
+FULL = Sizes(20_000, 2_000, 5_000, 5_000, 40_000, 100_000, 300, 5, 9, 200, 320)
+QUICK = Sizes(2_000, 200, 500, 500, 4_000, 10_000, 30, 3, 3, 40, 64)
 # The reconnect measurement: short streams, each on a connection the server closes right after.
 RECONNECT_SCENARIO = Scenario("short-1", "content", 1)
 # Streams a client runs back to back (its next request follows its last answer at once, inside
@@ -104,6 +107,7 @@ class Results:
     partial_arguments_read: List[Dict[str, Any]] = field(default_factory=list)
     reconnect: List[Dict[str, Any]] = field(default_factory=list)
     local_model: List[Dict[str, Any]] = field(default_factory=list)
+    short_streams: List[Dict[str, Any]] = field(default_factory=list)
 
     def as_dict(self) -> Dict[str, Any]:
         return {
@@ -118,6 +122,7 @@ class Results:
             "partial_arguments_read": self.partial_arguments_read,
             "reconnect": self.reconnect,
             "local_model": self.local_model,
+            "short_streams": self.short_streams,
         }
 
 
@@ -634,7 +639,7 @@ def evaluate_targets(results: Results, sizes: Sizes) -> List[Dict[str, Any]]:
     for scenario in (f"content-{sizes.content}", f"tools-4x{sizes.tool_fragments}"):
         r = row(scenario, OURS)
         if r is not None:
-            add(f"{OURS} vs floor, {scenario}", "<= 1.5x", r["x_floor"], r["x_floor"] <= 1.5, "{:.3f}x")
+            add(f"{OURS} vs floor, {scenario}", "<= 1.0x", r["x_floor"], r["x_floor"] <= 1.0, "{:.3f}x")
             speedup = r["openai_stream_over_this"]
             add(
                 f"{OURS} faster than openai stream(), {scenario}",
@@ -667,6 +672,15 @@ def evaluate_targets(results: Results, sizes: Sizes) -> List[Dict[str, Any]]:
                 f"<= {factor * 1.1:.1f}x",
                 ratio,
                 ratio <= factor * 1.1,
+                "{:.3f}x",
+            )
+    for r in results.short_streams:
+        if r["client"] == OURS and r["mode"] == f"{THREADS} threads":
+            add(
+                f"{OURS} vs floor, short streams from {THREADS} threads",
+                "<= 1.1x",
+                r["x_floor"],
+                r["x_floor"] <= 1.1,
                 "{:.3f}x",
             )
     for r in results.latency:
@@ -756,6 +770,7 @@ def run(
     memory: bool = True,
     imports: bool = True,
     partial: bool = True,
+    short: bool = True,
     log: Callable[[str], None] = lambda message: None,
 ) -> Results:
     """Measure everything and return the results (targets evaluated)."""
@@ -767,6 +782,12 @@ def run(
     if partial:
         results.partial_arguments = partial_stream_rows(results.throughput, sizes)
         results.partial_arguments_read = measure_partial_reads(sizes, log)
+    if short:
+        server: Any = (ServerProcess if server_mode == "process" else SSEServer)([SHORT_SCENARIO])
+        with server:
+            results.short_streams = measure_short_streams(
+                server.base_url, sizes.short_streams, sizes.repeats, log
+            )
     if latency:
         results.latency = measure_latency(sizes, log)
     if reconnect:
@@ -815,6 +836,20 @@ def format_table(results: Results) -> str:
             f"{(f'{speed:.1f}x' if speed else 'n/a'):>21} {r['cpu_x_floor']:>11.2f}x"
         )
     lines.extend(_partial_table(results))
+    if results.short_streams:
+        lines.append("")
+        lines.append(
+            f"short streams ({SHORT_SCENARIO.size} content deltas each) on one client: one after another, "
+            f"and from {THREADS} threads at once"
+        )
+        lines.append(
+            f"{'mode':<12} {'client':<18} {'streams':>7} {'median s':>9} {'us/stream':>10} {'x floor':>8}"
+        )
+        for r in results.short_streams:
+            lines.append(
+                f"{r['mode']:<12} {r['client']:<18} {r['streams']:>7} {r['median_s']:>9.4f} "
+                f"{r['us_per_stream']:>10.1f} {r['x_floor']:>7.2f}x"
+            )
     if results.latency:
         lines.append("")
         lines.append(
@@ -953,6 +988,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         help="serve throughput scenarios from a child process (default) or a thread of this process",
     )
     parser.add_argument("--no-latency", action="store_true", help="skip the latency measurement")
+    parser.add_argument("--no-short", action="store_true", help="skip the short-streams measurement")
     parser.add_argument(
         "--no-reconnect", action="store_true", help="skip the closing-server (reconnect) measurement"
     )
@@ -984,6 +1020,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         server_mode=args.server,
         latency=not args.no_latency,
         reconnect=not args.no_reconnect,
+        short=not args.no_short,
         local_model=args.local,
         memory=not args.no_memory,
         imports=not args.no_import,

@@ -77,6 +77,14 @@ def test_quick_run_end_to_end_writes_json_and_table(
     # not even with max_retries=0 (ours.handlers).
     assert reconnect["ours.defaults"]["failures"] == reconnect["ours.handlers"]["failures"] == 0
     assert reconnect["floor.fresh"]["median_x_floor"] == 1.0
+    short = results["short_streams"]
+    assert {(r["mode"], r["client"]) for r in short} >= {
+        (mode, client) for mode in ("sequential", "16 threads") for client in ("floor", "ours.handlers")
+    }
+    assert all(r["streams"] >= 16 and len(r["runs_s"]) == 2 for r in short)
+    assert all(r["x_floor"] == 1.0 for r in short if r["client"] == "floor")
+    target_names = [t["target"] for t in results["targets"]]
+    assert any(name.startswith("ours.handlers vs floor, short streams") for name in target_names)
     assert {r["client"] for r in results["memory"]} == {"floor", "ours.handlers", "ours.iter"}
     assert all(r["peak_bytes"] > 0 for r in results["memory"])
     assert {r["module"] for r in results["import"]} >= {"openai_stream", "requests"}
@@ -103,6 +111,7 @@ def test_quick_run_end_to_end_writes_json_and_table(
     table = capsys.readouterr().out
     assert "ours.handlers" in table and "targets" in table and "x floor" in table
     assert "server closes each connection" in table and "p90/median" in table
+    assert "short streams" in table and "16 threads" in table
     assert "partial_arguments on every tool_call.delta" in table and "quadratic" in table
     assert "ours.partial_args" in table and "us/read" in table
 
