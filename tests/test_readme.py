@@ -82,3 +82,45 @@ def test_the_section_for_openai_python_users_is_there() -> None:
     section = README.split("\nComing from openai-python\n", 1)[1].split("\nEvents\n", 1)[0]
     assert "import openai_stream as openai" in section and "tests/test_porting.py" in section
     assert "What differs on purpose" in section
+
+
+def _first_section() -> str:
+    return README.split("\nTwo commands\n", 1)[0]
+
+
+def test_the_first_section_runs_one_handler_on_a_chat_and_a_responses_stream() -> None:
+    (block,) = re.findall(r"\.\. code-block:: python\n\n((?:    .*\n|\n)+)", _first_section())
+    code = "\n".join(line[4:] for line in block.splitlines())
+    assert code.count('"content.delta"') == 2 and "client.responses.stream(" in code
+    chat = [
+        {"id": "c", "choices": [{"index": 0, "delta": {"content": "Hello"}, "finish_reason": None}]},
+        {"id": "c", "choices": [{"index": 0, "delta": {"content": " chat"}, "finish_reason": "stop"}]},
+    ]
+    responses = (ROOT / "tests" / "fixtures" / "responses" / "openai-text.sse").read_bytes()
+    expected = json.loads((ROOT / "tests" / "expected_responses" / "openai-text.json").read_text("utf-8"))
+    from openai_stream.testing import split_sse_events
+
+    scripted = [ScriptedResponse.from_chunks(chat), ScriptedResponse(events=split_sse_events(responses))]
+    with ReplayServer(scripted) as server:
+        code = code.replace("openai_stream.Client()", f"openai_stream.Client(base_url={server.base_url!r}, "
+                            "api_key='sk-readme')")
+        printed = io.StringIO()
+        with contextlib.redirect_stdout(printed):
+            exec(compile(code, "README.rst", "exec"), {})
+        paths = [r.path for r in server.requests]
+    assert paths == ["/v1/chat/completions", "/v1/responses"]
+    text = expected["output_text"]
+    usage = expected["response"]["usage"]["total_tokens"]
+    assert printed.getvalue() == f"Hello chat{text}{text} {usage}\n"
+
+
+def test_the_event_mapping_table_names_real_events() -> None:
+    from openai_stream.responses._events import RESPONSE_EVENT_TYPES, SERVER_EVENT_TYPES
+
+    table = _first_section().split("server event (``/responses``)", 1)[1]
+    names = set(re.findall(r"``([a-z_.]+)``", table))
+    server = {name for name in names if name.startswith("response.")}
+    assert len(server) >= 15 and server <= set(SERVER_EVENT_TYPES)
+    high = {"content.delta", "content.done", "refusal.delta", "reasoning.delta", "tool_call.delta",
+            "tool_call.done", "usage", "done", "completion", "error", "response"}
+    assert high <= names and high <= set(RESPONSE_EVENT_TYPES)
