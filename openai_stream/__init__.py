@@ -51,6 +51,7 @@ from .engine._events import (
     ToolCallDoneEvent,
     UsageEvent,
 )
+from .engine._metrics import StreamMetrics
 from .errors import (
     APIConnectionError,
     APIError,
@@ -76,6 +77,7 @@ from .errors import (
     UnknownToolError,
     UnprocessableEntityError,
 )
+from .hooks import HOOK_NAMES
 from .responses._accumulator import ResponseAccumulator
 from .responses._events import (
     RESPONSE_EVENT_TYPES,
@@ -112,6 +114,8 @@ __all__ = [
     "SSEDecoder",
     "ServerSentEvent",
     "Timeout",
+    "StreamMetrics",
+    "HOOK_NAMES",
     "EVENT_TYPES",
     "Event",
     "ResponseEvent",

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Callable, Dict, Mapping, Optional, TypeVar, Union
+from typing import Any, Callable, Dict, Mapping, Optional, TypeVar, Union, overload
 
 from .chat._resource import Chat
 from .engine._stream import check_idle_timeout
 from .errors import APIConnectionError
+from .hooks import Hooks
 from .responses._resource import Responses
 from .transport._http import (
     DEFAULT_TIMEOUT,
@@ -20,6 +21,8 @@ from .transport._http import (
 from .transport._sse import DEFAULT_MAX_EVENT_BYTES
 
 __all__ = ["Client"]
+
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 
@@ -213,6 +216,29 @@ class Client:
     def _route(self, path: str, body: Mapping[str, Any]) -> str:
         """The path a request goes to, relative to ``base_url`` (a client may route by model: Azure)."""
         return path
+
+    @property
+    def hooks(self) -> Hooks:
+        """This client's hook registry (see :mod:`openai_stream.hooks`)."""
+        return self._transport.hooks
+
+    @overload
+    def on(self, name: str) -> Callable[[_F], _F]: ...
+
+    @overload
+    def on(self, name: str, hook: _F) -> _F: ...
+
+    def on(self, name: str, hook: Optional[_F] = None) -> Any:
+        """Register a hook for every request, retry, stream, runner or tool call made through this client.
+
+        ``@client.on("stream.end")`` as a decorator, or ``client.on("retry", fn)``.
+        ``name`` is one of :data:`openai_stream.hooks.HOOK_NAMES`. A hook runs
+        on the thread doing the work it reports; one that raises is logged
+        and ignored. Remove one with ``client.hooks.remove(name, fn)``.
+        Clients made by ``with_options`` share this registry.
+        """
+        hooks = self._transport.hooks
+        return hooks.on(name) if hook is None else hooks.on(name, hook)
 
     def close(self) -> None:
         """Stop every stream still running on this client and release every pooled connection.

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,8 +19,24 @@ def test_every_example_is_listed() -> None:
     assert {"quickstart.py", "tool_calls.py", "iteration.py"} <= set(SCRIPTS)
 
 
+# Examples that need an optional extra, and the module that tells it is installed.
+NEEDS = {"observability.py": "opentelemetry.sdk"}
+
+
+def _installed(module: str) -> bool:
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:
+        return False
+
+
 @pytest.mark.parametrize("script", SCRIPTS)
 def test_example_runs_standalone(script: str) -> None:
+    needed = NEEDS.get(script)
+    if needed is not None and not _installed(needed):
+        pytest.skip(f"{script} needs {needed}: pip install -e '.[otel]'")
     env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}
     result = subprocess.run(
         [sys.executable, str(EXAMPLES / script)],
@@ -72,6 +89,29 @@ def test_iteration_example_sees_both_choices() -> None:
     assert seen["content.done"] == 2
     assert seen["done"] == 2
     assert seen["completion"] == 1
+
+
+def test_observability_example_prints_spans_metrics_and_hook_lines(capsys: Any) -> None:
+    if not _installed("opentelemetry.sdk"):
+        pytest.skip("needs the otel extra: pip install -e '.[otel]'")
+    import json
+
+    from openai_stream.testing import demo_server, demo_transcript, split_sse_events
+
+    payloads = sum(
+        1
+        for piece in split_sse_events(demo_transcript("llamacpp-content-usage"))
+        if piece.startswith(b"data:") and not piece.startswith(b"data: [DONE]")
+    )
+    with demo_server("llamacpp-content-usage.sse") as server:
+        ended = _load("observability").main(server.base_url)  # type: ignore[attr-defined]
+    out = capsys.readouterr().out
+    (metrics,) = ended
+    assert metrics.finished and metrics.chunks == payloads
+    assert f"[stream done] {metrics.summary()}" in out
+    assert '"name": "chat ' in out and '"gen_ai.usage.output_tokens"' in out  # the span, as JSON
+    assert '"gen_ai.client.operation.duration"' in out and '"gen_ai.client.token.usage"' in out
+    assert json.loads(out[out.index('{\n    "resource_metrics"'):])["resource_metrics"]
 
 
 def test_threaded_app_stops_every_worker_on_ctrl_c() -> None:

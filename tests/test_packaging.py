@@ -44,6 +44,13 @@ def test_the_pydantic_extra_exists_and_the_test_extra_installs_pydantic() -> Non
     assert "pydantic>=2" in extras["test"]
 
 
+def test_the_otel_extra_brings_the_api_and_sdk_and_the_tests_install_them() -> None:
+    extras = setup_cfg()["options.extras_require"]
+    for name in ("otel", "test"):
+        found = {line.split(">=")[0].strip() for line in extras[name].splitlines() if line.strip()}
+        assert {"opentelemetry-api", "opentelemetry-sdk"} <= found, name
+
+
 def _text_files() -> List[Path]:
     files = [ROOT / "README.rst", ROOT / ".ci" / "run", ROOT / "setup.cfg"]
     for folder in ("openai_stream", "examples", "benchmarks"):

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, Dict, Iterable, Mapping, Optional, Sequen
 from .._params import CHAT_COMPLETIONS_PARAMS, REQUEST_OPTIONS, check_params, request_body
 from .._pydantic import ModelParser, chat_response_format, is_model_class, model_tool_parsers
 from .._version import __distribution__
+from ..engine._call import CreateCall
 from ..engine._parsing import wants_json
 from ..errors import (
     InvalidStreamDataError,
@@ -74,43 +75,46 @@ class Completions:
         body = request_body({"model": model, "messages": _listed(messages), **params}, extra_body)
         client = self._client
         transport = client._transport
-        response = transport.post(
-            client._route("chat/completions", body),
-            body,
-            stream=False,
-            timeout=timeout,
-            max_retries=max_retries,
-            extra_headers=extra_headers,
-            extra_query=extra_query,
-        )
-        try:
-            data = read_json(response, self._client.max_event_bytes)
-            if not isinstance(data, dict):
-                raise InvalidStreamDataError(
-                    f"the server's answer is not a JSON object but {type(data).__name__}; check base_url",
-                    body=data,
-                )
-            if is_error_payload(data):
-                raise error_from_payload(
-                    data,
-                    request_id=response.headers.get("x-request-id"),
-                    where=f"in its HTTP {response.status_code} answer",
-                )
-        except OpenAIError as exc:
-            transport.redact_error(exc)  # the quoted answer may echo the key
-            raise
-        finally:
-            response.close()
-        if parse is not None:
-            _validate_choices(data, parse)
-        elif wants_json(params.get("response_format")):
-            # As the stream does: parsed is the content decoded as JSON, None when the content is
-            # not valid JSON (cut off by max_tokens) or the model refused.
-            for choice in data.get("choices") or ():
-                message = choice.get("message") if isinstance(choice, dict) else None
-                if isinstance(message, dict):
-                    set_parsed(message)
-        return ChatCompletion(data)
+        with CreateCall(transport.hooks, body) as call:
+            response = transport.post(
+                client._route("chat/completions", body),
+                body,
+                stream=False,
+                timeout=timeout,
+                max_retries=max_retries,
+                extra_headers=extra_headers,
+                extra_query=extra_query,
+                trace=call.recorder,
+            )
+            try:
+                data = read_json(response, self._client.max_event_bytes)
+                if not isinstance(data, dict):
+                    raise InvalidStreamDataError(
+                        f"the server's answer is not a JSON object but {type(data).__name__}; check base_url",
+                        body=data,
+                    )
+                if is_error_payload(data):
+                    raise error_from_payload(
+                        data,
+                        request_id=response.headers.get("x-request-id"),
+                        where=f"in its HTTP {response.status_code} answer",
+                    )
+            except OpenAIError as exc:
+                transport.redact_error(exc)  # the quoted answer may echo the key
+                raise
+            finally:
+                response.close()
+            if parse is not None:
+                _validate_choices(data, parse)
+            elif wants_json(params.get("response_format")):
+                # As the stream does: parsed is the content decoded as JSON, None when the content is
+                # not valid JSON (cut off by max_tokens) or the model refused.
+                for choice in data.get("choices") or ():
+                    message = choice.get("message") if isinstance(choice, dict) else None
+                    if isinstance(message, dict):
+                        set_parsed(message)
+            completion = call.result = ChatCompletion(data)
+        return completion
 
     def stream(
         self,

@@ -20,7 +20,15 @@ Locks, and what each guards:
   snapshot, so another thread may read ``current_completion`` mid-stream;
 - pyee's ``_lock``: the listener dicts (``_events``) and ``_handlers``, the
   snapshot of them the loop reads. ``_handlers`` is never changed in place,
-  only replaced whole under the lock, so the loop reads it without locking.
+  only replaced whole under the lock, so the loop reads it without locking;
+- ``_end_lock``: ``_ended`` and ``_final_metrics``: the end of the stream is
+  reported (``stream.end`` hooks, final metrics) exactly once, by whichever
+  of the loop, ``close()`` on a paused stream or the garbage collector gets
+  there first.
+
+The metrics recorder (``_recorder``) is written by the thread running the
+loop (and the transport on that thread) and read by any (see
+:mod:`._metrics`).
 
 The outcome (``_result``/``_error``) is written once by the loop before it
 sets ``_finished``; other threads read it after waiting on that event.
@@ -60,12 +68,16 @@ from ..errors import (
     OpenAIError,
     StreamInterruptedError,
 )
+from ..hooks import Hooks, StreamEndInfo, StreamStartInfo
 from ..transport import _fork
 from ..transport._body import BodyReader
 from ..transport._cancel import BodyControl, CancelScope, bound
 from ..transport._http import Timeout, TimeoutTypes, Transport, as_timeout, iter_body
 from ..transport._sse import DEFAULT_MAX_EVENT_BYTES
+from ..transport._trace import traced
+from . import _metrics
 from ._events import ErrorEvent, Event, ResponseEvent
+from ._metrics import Recorder, StreamMetrics
 
 if TYPE_CHECKING:
     import requests
@@ -143,6 +155,14 @@ class BaseStream(EventEmitter, Generic[R]):
     """Every event name this stream emits: ``on``/``once``/``listeners`` refuse any other."""
     _event_aliases: ClassVar[Mapping[str, str]] = {}
     """Names other libraries use for these events, and what to use instead (for the refusal)."""
+    operation_name: ClassVar[str] = "chat"
+    """The GenAI operation this stream performs (OpenTelemetry's ``gen_ai.operation.name``)."""
+    _content_kind: ClassVar[str] = "content.delta"
+    """The event that carries answer text (counted in ``metrics.content_deltas``)."""
+    _other_delta_kinds: ClassVar[FrozenSet[str]] = frozenset(
+        {"reasoning.delta", "refusal.delta", "tool_call.delta"}
+    )
+    """Other events that carry generated output (counted in ``metrics.output_deltas``)."""
 
     def __init__(
         self,
@@ -191,6 +211,15 @@ class BaseStream(EventEmitter, Generic[R]):
         self._finished = threading.Event()  # the loop ended, whichever way
         self._wake = threading.Event()  # the loop ended, or close() was called
         self.request_id: Optional[str] = None
+        self._recorder = Recorder()
+        self._recorder.call = self
+        self._end_lock = threading.Lock()
+        self._ended = False
+        self._final_metrics: Optional[StreamMetrics] = None
+        self._parent: Any = None  # the ToolRunner whose round this is, named in the hooks
+        self._interrupt: Optional[BaseException] = None  # Ctrl-C or SystemExit that ended the loop
+        self.hook_state: Dict[str, Any] = {}
+        """Per-stream state for client hooks (an OpenTelemetry span...); lives as long as the stream."""
 
     def __repr__(self) -> str:
         model = self._body.get("model")
@@ -383,10 +412,13 @@ class BaseStream(EventEmitter, Generic[R]):
             iterator, thread = self._iterator, self._thread
         self._scope.cancel()
         control = self._control
+        paused = iterator is not None and thread is None and not getattr(iterator, "gi_running", True)
         if control is not None:
             control.abort()
-            if thread is None and not getattr(iterator, "gi_running", True):
+            if paused:
                 control.finish(reuse=False)  # paused between two events: nobody else touches it now
+        if paused:
+            self._report_end()  # nobody may resume it; its end is now (the loop would report it once)
         self._wake.set()
 
     def __enter__(self: _S) -> _S:
@@ -454,6 +486,23 @@ class BaseStream(EventEmitter, Generic[R]):
         accumulator = self._accumulator
         acc_lock = self._acc_lock
         tracked = False
+        recorder = self._recorder
+        recorder.start()
+        hooks = self._transport.hooks
+        if hooks.active:
+            self._hook_start(hooks)
+        # The metrics the loop keeps (see _metrics): one clock reading per payload, which the deltas
+        # it carries share; the gap sample is offered only the gaps it drew (see Recorder.sample).
+        clock = _metrics.clock_function()
+        content_kind = self._content_kind
+        other_kinds = self._other_delta_kinds
+        rare_kinds = other_kinds | {"error"}  # one test for the events that are neither content nor these
+        last = gap_max = 0.0
+        gaps = 0
+        next_sample = 1
+        fill = _metrics.RESERVOIR_SIZE  # gaps before this one are all kept: appended here, no call
+        keep = recorder.reservoir.append
+        seen_content = seen_other = False
         try:
             if self._closed:
                 raise self._abort_error()
@@ -461,7 +510,8 @@ class BaseStream(EventEmitter, Generic[R]):
             tracked = True
             limits = self._request_timeout()
             with bound(self._scope):
-                response = self._send(limits)
+                with traced(recorder):
+                    response = self._send(limits)
             self._response = response
             control = self._control = BodyControl(response, limits.read)
             self.request_id = response.headers.get("x-request-id")
@@ -493,6 +543,21 @@ class BaseStream(EventEmitter, Generic[R]):
                 try:  # failures may be resumed, never a handler's
                     for payload in reader:
                         reading = False
+                        now = clock()
+                        if last:
+                            gap = now - last
+                            if gap > gap_max:
+                                gap_max = recorder.gap_max = gap
+                            gaps += 1
+                            if gaps >= next_sample:
+                                if gaps < fill:
+                                    keep(gap)
+                                    next_sample = gaps + 1
+                                else:
+                                    next_sample = recorder.sample(gap, gaps)
+                        else:
+                            recorder.first_chunk_at = now
+                        last = now
                         if self._closed:
                             raise self._abort_error()
                         try:
@@ -506,8 +571,18 @@ class BaseStream(EventEmitter, Generic[R]):
                             if self._closed:
                                 raise self._abort_error()
                             kind = event.type
-                            if kind == "error":
-                                raise event.error  # type: ignore[attr-defined]
+                            if kind == content_kind:
+                                recorder.content_deltas += 1
+                                if not seen_content:
+                                    seen_content = True
+                                    recorder.first_token_at = now
+                            elif kind in rare_kinds:
+                                if kind == "error":
+                                    raise event.error  # type: ignore[attr-defined]
+                                recorder.other_deltas += 1
+                                if not seen_other:
+                                    seen_other = True
+                                    recorder.first_other_at = now
                             handlers = self._handlers.get(kind)
                             if handlers:
                                 for handler in handlers:
@@ -522,7 +597,7 @@ class BaseStream(EventEmitter, Generic[R]):
                         raise
                     resumes += 1
                     try:
-                        with bound(self._scope):
+                        with bound(self._scope), traced(recorder):
                             resumed = self._resume(exc, resumes, limits)
                     except OpenAIError as failure:  # the resume's own request failed: say what it resumed
                         raise failure from exc
@@ -534,6 +609,7 @@ class BaseStream(EventEmitter, Generic[R]):
                         raise self._abort_error() from None
                     response = self._response = resumed
                     control = self._control = BodyControl(response, limits.read)
+                    recorder.resumed(reader.payloads, reader.received)  # the next reader counts anew
                     continue
                 break
             if reader.done:
@@ -559,17 +635,24 @@ class BaseStream(EventEmitter, Generic[R]):
         except GeneratorExit:
             self._closed = True
             self._result = None
+            recorder.last_chunk_at = last or None
+            # Closed while paused between two events: by __exit__ (after close() reported the end),
+            # or by the garbage collector, which must not run hooks (see _report_end).
+            self._report_end(deferred=True)
             raise
         except BaseException as exc:
             self._result = None
+            recorder.last_chunk_at = last or None
             error = self._fail(exc)
             if error is exc:
                 raise
             raise error from exc
         finally:
+            recorder.last_chunk_at = last or None
             self._release(reuse=self._result is not None and not self._closed)
             if tracked:
                 self._transport.untrack(self)
+            self._report_end()
             self._finished.set()
             self._wake.set()
 
@@ -593,6 +676,84 @@ class BaseStream(EventEmitter, Generic[R]):
         it raises ends the stream instead.
         """
         return None
+
+    # ------------------------------------------------------------------ metrics and hooks
+
+    @property
+    def metrics(self) -> StreamMetrics:
+        """What this stream measured so far (final once it ended): see :class:`~openai_stream.StreamMetrics`.
+
+        Any thread may read it at any time; each read is a new snapshot.
+        """
+        final = self._final_metrics
+        if final is not None:
+            return final
+        return self._measure(finished=False)
+
+    def _measure(self, *, finished: bool) -> StreamMetrics:
+        reader = self._reader
+        result: Any = self._result
+        if result is None and (reader is not None and reader.payloads):
+            try:
+                result = self._snapshot()
+            except Exception:  # a snapshot of a broken stream must not break the metrics
+                result = None
+        recorder = self._recorder
+        return recorder.snapshot(
+            chunks=reader.payloads if reader is not None else 0,
+            received=reader.received if reader is not None else 0,
+            usage=getattr(result, "usage", None) if result is not None else None,
+            finish_reasons=finish_reasons(result),
+            finished=finished,
+        )
+
+    def _hook_start(self, hooks: Hooks) -> None:
+        if hooks.wants("stream.start"):
+            hooks.emit("stream.start", StreamStartInfo(self, self._body, self._parent))
+
+    def _report_end(self, deferred: bool = False) -> None:
+        """Freeze the metrics and call the ``stream.end`` hooks, once, whoever ends the stream.
+
+        ``deferred``: the generator is being closed outside the loop (by the
+        garbage collector, for a stream dropped half-read), so the hooks run on
+        a short-lived thread of their own rather than inside the collector.
+        """
+        if self._recorder.started is None:
+            return  # never ran: nothing was sent, nothing to report
+        with self._end_lock:
+            if self._ended:
+                return
+            self._ended = True
+            self._recorder.ended_at = _metrics.now()
+            metrics = self._final_metrics = self._measure(finished=True)
+        hooks = self._transport.hooks
+        if not (hooks.active and hooks.wants("stream.end")):
+            return
+        outcome, error = self._end_state()
+        info = StreamEndInfo(self, metrics, outcome, error, self._result_or_snapshot(), self._parent)
+        if deferred:
+            emit_elsewhere(hooks, "stream.end", info)
+        else:
+            hooks.emit("stream.end", info)
+
+    def _end_state(self) -> Tuple[str, Optional[BaseException]]:
+        """``done``, ``failed`` or ``closed``, and the error that goes with it."""
+        if self._result is not None:
+            return "done", None
+        error = self._interrupt or self._error
+        if self._closed:
+            if error is None or not isinstance(error, (APIUserAbortError, KeyboardInterrupt, SystemExit)):
+                error = self._abort_error()
+            return "closed", error
+        return "failed", error
+
+    def _result_or_snapshot(self) -> Any:
+        if self._result is not None:
+            return self._result
+        try:
+            return self._snapshot()
+        except Exception:
+            return None
 
     def _accumulator_finished(self) -> bool:
         with self._acc_lock:
@@ -626,6 +787,7 @@ class BaseStream(EventEmitter, Generic[R]):
         if not isinstance(exc, Exception):
             with self._state_lock:
                 self._closed = True
+            self._interrupt = exc
             self._error = self._abort_error()
             self._release(reuse=False)
             return exc
@@ -656,6 +818,37 @@ class BaseStream(EventEmitter, Generic[R]):
 
 
 _S = TypeVar("_S", bound=BaseStream[Any])
+
+
+def finish_reasons(result: Any) -> Tuple[Optional[str], ...]:
+    """One finish reason per choice of a chat completion; for a Responses result, its outcome.
+
+    A response that completed counts as ``stop``; an incomplete one gives its
+    ``incomplete_details.reason`` (``max_output_tokens``...), else its status.
+    """
+    if result is None:
+        return ()
+    choices = getattr(result, "choices", None)
+    if choices is not None:
+        return tuple(getattr(choice, "finish_reason", None) for choice in choices)
+    status = getattr(result, "status", None)
+    if status is None:
+        return ()
+    if status == "completed":
+        return ("stop",)
+    details = getattr(result, "incomplete_details", None)
+    reason = getattr(details, "reason", None) if details is not None else None
+    return (reason if isinstance(reason, str) else str(status),)
+
+
+def emit_elsewhere(hooks: Hooks, name: str, info: Any) -> None:
+    """Call the hooks of ``name`` on a short-lived daemon thread (inline at interpreter shutdown)."""
+    try:
+        thread = threading.Thread(target=hooks.emit, args=(name, info), name="openai_stream hooks")
+        thread.daemon = True
+        thread.start()
+    except RuntimeError:  # no new threads at interpreter shutdown
+        hooks.emit(name, info)
 
 
 PYEE_EVENTS = frozenset({"error", "new_listener"})

@@ -24,6 +24,7 @@ it and every earlier call's result are ready, or after the stream ended.
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 import time
@@ -41,6 +42,7 @@ from typing import (
     NamedTuple,
     Optional,
     Sequence,
+    Tuple,
     TypeVar,
     Union,
 )
@@ -51,7 +53,9 @@ from .._params import to_json
 from ..chat._completion import APIObject, ChatCompletion
 from ..chat._stream import OPENAI_PYTHON_EVENTS
 from ..engine._events import EVENT_TYPES, DoneEvent, ErrorEvent, ToolCallDoneEvent
-from ..engine._stream import BaseStream, check_event_name
+from ..engine._metrics import Recorder, StreamMetrics, combine
+from ..engine._metrics import now as metrics_clock
+from ..engine._stream import BaseStream, check_event_name, finish_reasons
 from ..errors import (
     APIUserAbortError,
     MaxRoundsExceededError,
@@ -64,6 +68,7 @@ from ..errors import (
 from ..responses._events import RESPONSE_EVENT_TYPES
 from ..responses._response import Response
 from ..responses._stream import RESPONSE_EVENT_ALIASES
+from ..hooks import Hooks, RunnerEndInfo, RunnerStartInfo, ToolEndInfo, ToolStartInfo
 from ._tool import Tool, result_text, tool
 
 if TYPE_CHECKING:
@@ -188,6 +193,7 @@ class _Runner(EventEmitter):
         max_rounds: int,
         max_workers: Optional[int],
         params: Dict[str, Any],
+        hooks: Optional[Hooks] = None,
     ) -> None:
         super().__init__()
         if max_rounds < 1:
@@ -219,6 +225,17 @@ class _Runner(EventEmitter):
         self._closed = False
         self._start_lock = threading.Lock()
         self._stream: Optional[BaseStream[Any]] = None
+        self._hooks = hooks if hooks is not None else Hooks()  # the client's (openai_stream.hooks)
+        self.hook_state: Dict[str, Any] = {}
+        """Per-runner state for client hooks (an OpenTelemetry span...); lives as long as the runner."""
+        # Each finished round's recorder and final metrics, appended by the running thread; read
+        # as a copy (one list operation). _end_lock guards _final_metrics and _ended.
+        self._rounds: List[Tuple[Recorder, StreamMetrics]] = []
+        self._started_at: Optional[float] = None
+        self._ended_at: Optional[float] = None
+        self._end_lock = threading.Lock()
+        self._ended = False
+        self._final_metrics: Optional[StreamMetrics] = None
 
     def __repr__(self) -> str:
         return (
@@ -240,6 +257,53 @@ class _Runner(EventEmitter):
     def tools(self) -> Dict[str, Tool[Any, Any]]:
         """The tools by name."""
         return dict(self._tools)
+
+    @property
+    def metrics(self) -> StreamMetrics:
+        """What the run measured so far, every round added up (final once it ended); any thread.
+
+        Times count from the start of ``until_done()``; ``rounds`` is the
+        number of streams so far (the running one included). See
+        :class:`~openai_stream.StreamMetrics`.
+        """
+        final = self._final_metrics
+        if final is not None:
+            return final
+        return self._measure(finished=False)
+
+    def _measure(self, *, finished: bool) -> StreamMetrics:
+        parts = list(self._rounds)
+        stream = self._stream
+        if stream is not None and not finished and stream._recorder.started is not None:
+            parts.append((stream._recorder, stream.metrics))
+        result = self._result if self._result is not None else (self._results[-1] if self._results else None)
+        return combine(
+            parts,
+            started=self._started_at,
+            ended=self._ended_at,
+            finished=finished,
+            finish_reasons=finish_reasons(result),
+        )
+
+    def _report_end(self) -> None:
+        """Freeze the metrics and call the ``runner.end`` hooks (once)."""
+        with self._end_lock:
+            if self._ended:
+                return
+            self._ended = True
+            self._ended_at = metrics_clock()
+            metrics = self._final_metrics = self._measure(finished=True)
+        hooks = self._hooks
+        if hooks.active and hooks.wants("runner.end"):
+            error = self._error
+            if self._result is not None:
+                outcome = "done"
+            elif isinstance(error, (APIUserAbortError, KeyboardInterrupt, SystemExit)):
+                outcome = "closed"
+            else:
+                outcome = "failed"
+            last = self._result if self._result is not None else (self._results[-1] if self._results else None)
+            hooks.emit("runner.end", RunnerEndInfo(self, metrics, outcome, error, last))
 
     # ------------------------------------------------------------------ what each API says
     def _open_round(self, number: int) -> BaseStream[Any]:
@@ -274,6 +338,11 @@ class _Runner(EventEmitter):
                 raise OpenAIError("this runner is already running on another thread")
             self._started = True
         executor = ThreadPoolExecutor(self._workers, thread_name_prefix="openai_stream-tool")
+        self._started_at = metrics_clock()
+        hooks = self._hooks
+        if hooks.active and hooks.wants("runner.start"):
+            body = {"model": self._model, **self._params, "tools": self._definitions}
+            hooks.emit("runner.start", RunnerStartInfo(self, self._model, body))
         try:
             for number in range(1, self._max_rounds + 1):
                 result, called = self._round(number, executor)
@@ -296,6 +365,7 @@ class _Runner(EventEmitter):
         finally:
             # Tools still running after a failure are left to finish on their own; none is waited for.
             executor.shutdown(wait=False, cancel_futures=True)
+            self._report_end()
 
     def close(self) -> None:
         """Stop after the current stream: it is closed, and no further round starts. Any thread."""
@@ -314,6 +384,7 @@ class _Runner(EventEmitter):
         if self._closed:
             raise APIUserAbortError(f"the runner was closed before it finished; see runner.{self._unit()}")
         stream = self._open_round(number)
+        stream._parent = self  # named in its stream.start and stream.end hooks
         self._stream = stream
         if self._closed:
             stream.close()
@@ -348,6 +419,8 @@ class _Runner(EventEmitter):
                         cursor += 1
                 result = stream.until_done()
         finally:
+            if stream._recorder.started is not None:
+                self._rounds.append((stream._recorder, stream.metrics))
             self._stream = None
         self._results.append(result)
         calls = self._final_calls(result, number)
@@ -368,11 +441,45 @@ class _Runner(EventEmitter):
 
     def _start(self, event: ToolCallDoneEvent, number: int, executor: ThreadPoolExecutor) -> _Call:
         call_id = event.call_id or _call_id(number, event.index)
+        job: Callable[[], _Outcome]
         if event.call_type == "custom":
-            future = executor.submit(_refuse_custom, self._tools, event.name)
+            job = functools.partial(_refuse_custom, self._tools, event.name)
         else:
-            future = executor.submit(_execute, self._tools, event.name, event.arguments, call_id)
+            job = functools.partial(_execute, self._tools, event.name, event.arguments, call_id)
+        if self._hooks.active:
+            job = functools.partial(self._observed, job, event.index, call_id, event.name, event.arguments)
+        future = executor.submit(job)
         return _Call(event.index, call_id, event.name, event.arguments, future)
+
+    def _observed(
+        self, job: Callable[[], _Outcome], index: int, call_id: str, name: Optional[str], arguments: str
+    ) -> _Outcome:
+        """Run one tool call between its ``tool.start`` and ``tool.end`` hooks, on the worker thread."""
+        hooks = self._hooks
+        state: Dict[str, Any] = {}
+        if hooks.wants("tool.start"):
+            hooks.emit("tool.start", ToolStartInfo(self, name, call_id, arguments, index, state))
+        start = time.perf_counter()
+        outcome: Optional[_Outcome] = None
+        raised: Optional[BaseException] = None
+        try:
+            outcome = job()
+            return outcome
+        except BaseException as exc:
+            raised = exc
+            raise
+        finally:
+            if hooks.wants("tool.end"):
+                if outcome is not None:
+                    error, result, content = outcome.exception, outcome.result, outcome.content
+                    seconds = outcome.seconds
+                else:
+                    error, result, content, seconds = raised, None, "", time.perf_counter() - start
+                end = ToolEndInfo(
+                    self, name, call_id, index, "failed" if error is not None else "done", error, result,
+                    content, seconds, state,
+                )
+                hooks.emit("tool.end", end)
 
     def _start_waiting(
         self, slot: Union[_Call, ToolCallDoneEvent], number: int, executor: ThreadPoolExecutor
@@ -438,7 +545,12 @@ class ToolRunner(_Runner):
         **params: Any,
     ) -> None:
         super().__init__(
-            model=model, tools=tools, max_rounds=max_rounds, max_workers=max_workers, params=params
+            model=model,
+            tools=tools,
+            max_rounds=max_rounds,
+            max_workers=max_workers,
+            params=params,
+            hooks=completions._client._transport.hooks,
         )
         if params.get("n") not in (None, 1):
             raise OpenAIError("run_tools continues one conversation; n must be 1")
@@ -520,7 +632,12 @@ class ResponseToolRunner(_Runner):
         **params: Any,
     ) -> None:
         super().__init__(
-            model=model, tools=tools, max_rounds=max_rounds, max_workers=max_workers, params=params
+            model=model,
+            tools=tools,
+            max_rounds=max_rounds,
+            max_workers=max_workers,
+            params=params,
+            hooks=responses._client._transport.hooks,
         )
         self._responses = responses
         if isinstance(input, str):

@@ -39,9 +39,11 @@ from ..errors import (
     StreamInterruptedError,
     error_for_status,
 )
+from ..hooks import Hooks, RequestInfo, ResponseInfo, RetryInfo
 from ._cancel import Attempt, StreamAdapter, attempting, check_cancelled
 from ._cancel import sleep as _cancellable_sleep
 from ._fork import generation as fork_generation
+from ._trace import Trace, current_trace
 
 __all__ = [
     "Timeout",
@@ -62,6 +64,8 @@ MAX_BACKOFF = 8.0
 READ_SIZE = 65536
 MAX_ERROR_BODY = 1024 * 1024
 REDACTED = "<redacted API key>"
+# Headers whose whole value the hooks' copy of a request's headers redacts (others: the key anywhere).
+_CREDENTIAL_NAMES = frozenset(["authorization", "proxy-authorization", "api-key", "x-api-key"])
 # The only headers a redirect to another host keeps: the ones this client sets on every request
 # (and the framing ones requests manages). Everything the caller set may be a credential.
 _KEPT_ACROSS_HOSTS = frozenset(
@@ -208,10 +212,13 @@ class Transport:
         self._verify = verify
         self._max_connections = max_connections
         # The streams running through this transport, so close() can stop them; _live_lock
-        # guards _live, _shared and closed.
-        self._live: Set[Closeable] = set()
+        # guards _live, _shared and closed. Weakly: a stream dropped half-read must stay collectable,
+        # so that its end (connection released, stream.end hooks) comes when it is collected.
+        self._live: weakref.WeakSet[Closeable] = weakref.WeakSet()
         self._live_lock = threading.Lock()
         self.closed = False
+        # The client's hooks (openai_stream.hooks); share_pool() shares them too (with_options).
+        self.hooks = Hooks()
         # The transports sending through this one's pool, weakly: a client made by with_options()
         # for one call must not live as long as this one.
         self._shared: weakref.WeakSet[Transport] = weakref.WeakSet()
@@ -243,7 +250,7 @@ class Transport:
         on the shared session, which serves both.
         """
         if self._fork_generation != fork_generation():
-            self._live = set()
+            self._live = weakref.WeakSet()
             self._live_lock = threading.Lock()
             self._secrets_lock = threading.Lock()
             self._mount()
@@ -261,6 +268,7 @@ class Transport:
             owner._shared.add(self)
         self.session = owner.session
         self._closes_after_stream = owner._closes_after_stream  # a property of the pool's hosts
+        self.hooks = owner.hooks  # the hooks see every client made with with_options()
         self._pool_owner = owner
         own.close()  # never used
 
@@ -316,6 +324,7 @@ class Transport:
         extra_headers: Optional[Mapping[str, Optional[str]]] = None,
         extra_query: Optional[Mapping[str, Any]] = None,
         replayable: bool = True,
+        trace: Optional[Trace] = None,
     ) -> requests.Response:
         """POST ``body`` as JSON: :meth:`request` with the method ``POST``."""
         return self.request(
@@ -328,6 +337,7 @@ class Transport:
             extra_headers=extra_headers,
             extra_query=extra_query,
             replayable=replayable,
+            trace=trace,
         )
 
     def get(
@@ -364,6 +374,7 @@ class Transport:
         extra_headers: Optional[Mapping[str, Optional[str]]] = None,
         extra_query: Optional[Mapping[str, Any]] = None,
         replayable: bool = True,
+        trace: Optional[Trace] = None,
     ) -> requests.Response:
         """Send ``method`` with ``body`` as JSON (no body when it is None); return a 2xx response or raise.
 
@@ -383,6 +394,12 @@ class Transport:
         answer came (the server had closed the idle connection) is sent again
         at once on a new connection, without backoff and without counting
         against ``max_retries``, at most once per request.
+
+        ``trace`` (a stream's or create call's metrics recorder; else the one
+        bound to this thread by ``traced()``) counts the attempts and retries
+        and notes when the answering headers arrived; its ``call`` is named in
+        the ``request``, ``response`` and ``retry`` hooks, which are called on
+        this thread.
         """
         if self.closed:
             raise _closed_error()
@@ -402,8 +419,18 @@ class Transport:
         session = self.session
         send = session.post if method == "POST" else functools.partial(session.request, method)
         attempt = 0
+        number = 0  # attempts sent, a resend on a stale connection included (hooks count from 1)
         resent = fresh = False
+        hooks = self.hooks
+        if trace is None:
+            trace = current_trace()
         while True:
+            number += 1
+            if trace is not None:
+                trace.attempts += 1
+            if hooks.active:
+                self._hook_request(method, url, headers, body, number, stream, trace)
+            sent = time.perf_counter()
             with attempting(fresh) as record:
                 try:
                     response = send(url, json=body, headers=headers, stream=True, timeout=limits, **options)
@@ -435,6 +462,9 @@ class Transport:
                             self._host,
                             _root_cause(record.error or exc),
                         )
+                        if trace is not None or hooks.active:
+                            stale = self._connection_error(exc, record)
+                            self._note_retry(trace, url, number, stale, None, 0.0, counted=False)
                         continue
                     error = self._connection_error(exc, record)
                     if attempt >= retries or not _retryable(record, replayable) or _untrusted(exc):
@@ -442,7 +472,13 @@ class Transport:
                     fresh = True  # a connection that just failed says nothing good about its pool-mates
                     wait = backoff(attempt)
                     log.info("%s; retrying in %.2fs (%d left)", error.message, wait, retries - attempt)
+                    if trace is not None or hooks.active:
+                        self._note_retry(trace, url, number, error, None, wait)
                 else:
+                    if trace is not None:
+                        trace.headers_arrived()
+                    if hooks.active:
+                        self._hook_response(response, url, time.perf_counter() - sent, number, trace)
                     conn = record.conn
                     if conn is not None and self._host in self._closes_after_stream:
                         conn.keep_after_stream = False  # type: ignore[attr-defined]
@@ -467,8 +503,73 @@ class Transport:
                         retries - attempt,
                     )
                     response.close()
+                    if trace is not None or hooks.active:
+                        self._note_retry(trace, url, number, None, response.status_code, wait)
             _sleep(wait)
             attempt += 1
+
+    # ------------------------------------------------------------------ hooks (openai_stream.hooks)
+
+    def _hook_request(
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        body: Any,
+        number: int,
+        stream: bool,
+        trace: Optional[Trace],
+    ) -> None:
+        hooks = self.hooks
+        if hooks.wants("request"):
+            call = trace.call if trace is not None else None
+            shown = self.redacted_headers(headers)
+            hooks.emit("request", RequestInfo(method, self.redact(url), shown, body, number, stream, call))
+
+    def _hook_response(
+        self, response: requests.Response, url: str, seconds: float, number: int, trace: Optional[Trace]
+    ) -> None:
+        hooks = self.hooks
+        if hooks.wants("response"):
+            call = trace.call if trace is not None else None
+            headers = response.headers
+            status, request_id = response.status_code, headers.get("x-request-id")
+            info = ResponseInfo(status, headers, request_id, seconds, number, self.redact(url), call)
+            hooks.emit("response", info)
+
+    def _note_retry(
+        self,
+        trace: Optional[Trace],
+        url: str,
+        number: int,
+        error: Optional[APIError],
+        status: Optional[int],
+        delay: float,
+        counted: bool = True,
+    ) -> None:
+        """Count a retry on ``trace`` and call the ``retry`` hooks (``counted``: not a stale resend)."""
+        if trace is not None:
+            trace.retries += 1
+        hooks = self.hooks
+        if hooks.wants("retry"):
+            if error is not None:
+                self.redact_error(error)
+                cause = f"{type(error).__name__}: {error.message}"
+            else:
+                cause = f"HTTP {status}"
+            call = trace.call if trace is not None else None
+            info = RetryInfo(number, error, status, delay, cause, counted, self.redact(url), call)
+            hooks.emit("retry", info)
+
+    def redacted_headers(self, headers: Mapping[str, str]) -> Dict[str, str]:
+        """``headers`` with every credential header's value and the API key anywhere else redacted."""
+        out = {}
+        for name, value in headers.items():
+            if name.lower() in _CREDENTIAL_NAMES:
+                out[name] = REDACTED
+            else:
+                out[name] = self.redact(value) if isinstance(value, str) else value
+        return out
 
     def _path_of(self, url: str) -> str:
         """``url`` without its query (which may hold a key) and userinfo, for log records."""
