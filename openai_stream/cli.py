@@ -16,7 +16,6 @@ import argparse
 import json
 import os
 import sys
-import time
 from typing import Any, Callable, Dict, List, Optional, Sequence, TextIO
 
 import requests
@@ -37,6 +36,7 @@ from .engine._events import (
     ToolCallDoneEvent,
     UsageEvent,
 )
+from .engine._metrics import StreamMetrics
 from .engine._stream import BaseStream
 from .errors import OpenAIError
 from .responses._accumulator import ResponseAccumulator
@@ -175,55 +175,49 @@ class Renderer:
         self._line_open = not text.endswith("\n")
 
 
-class _Timer:
-    """Wall-clock marks of one stream: start, first token, end."""
-
-    def __init__(self) -> None:
-        self.start = time.monotonic()
-        self.first: Optional[float] = None
-        self.end: Optional[float] = None
-
-    def see(self, event: Event) -> None:
-        if self.first is None and isinstance(
-            event, (ContentDeltaEvent, ReasoningDeltaEvent, RefusalDeltaEvent, ToolCallDeltaEvent)
-        ):
-            self.first = time.monotonic()
-
-
 def _run(stream: BaseStream[Any], args: argparse.Namespace, out: TextIO, err: TextIO, *,
          several_choices: bool = False, live: bool = True) -> int:
-    """Consume the stream (chat or responses), showing events as they arrive; then the summary on ``err``."""
+    """Consume the stream (chat or responses), showing events as they arrive; then the summary on ``err``.
+
+    With ``--json`` the last line (the completion, or the error) also carries
+    ``metrics``: the stream's :class:`~openai_stream.StreamMetrics`, as
+    measured by the client (of the replay, for ``replay`` and ``demo``).
+    """
     renderer = Renderer(out, color=_use_color(out), several_choices=several_choices)
-    timer = _Timer()
     completion: Any = None
+    last: Optional[Event] = None
     try:
         with stream:
             for event in stream:
-                timer.see(event)
-                if args.json:
+                if isinstance(event, (CompletionEvent, ResponseCompletionEvent)):
+                    completion, last = event.completion, event  # shown once the stream ended
+                elif args.json:
                     out.write(json.dumps(event_to_dict(event), ensure_ascii=False) + "\n")
                     out.flush()
                 else:
                     renderer.handle(event)
-                if isinstance(event, (CompletionEvent, ResponseCompletionEvent)):
-                    completion = event.completion
+        if args.json and last is not None:
+            # After the loop: the metrics are final.
+            shown = {**event_to_dict(last), "metrics": stream.metrics.to_dict()}
+            out.write(json.dumps(shown, ensure_ascii=False) + "\n")
+            out.flush()
     except OpenAIError as exc:
         renderer.finish()
         if args.json:
-            out.write(json.dumps(event_to_dict(ErrorEvent(exc)), ensure_ascii=False) + "\n")
+            shown = {**event_to_dict(ErrorEvent(exc)), "metrics": stream.metrics.to_dict()}
+            out.write(json.dumps(shown, ensure_ascii=False) + "\n")
             out.flush()
         err.write(f"error: {type(exc).__name__}: {exc}\n")
         return 1
-    timer.end = time.monotonic()
     renderer.finish()
     if completion is not None:
-        for line in _summary(completion, timer if live else None):
+        for line in _summary(completion, stream.metrics if live else None):
             err.write(line + "\n")
     return 0
 
 
-def _summary(completion: Any, timer: Optional[_Timer]) -> List[str]:
-    """Finish reasons (a response's status), usage and timing (``timer`` is ``None`` for a replay)."""
+def _summary(completion: Any, metrics: Optional[StreamMetrics]) -> List[str]:
+    """Finish reasons (a response's status), usage, and timing from the metrics (``None``: a replay)."""
     data = completion.to_dict()
     usage = data.get("usage")
     if isinstance(completion, Response):
@@ -235,7 +229,6 @@ def _summary(completion: Any, timer: Optional[_Timer]) -> List[str]:
                 f"[usage] {usage.get('input_tokens')} input + {usage.get('output_tokens')} "
                 f"output = {usage.get('total_tokens')} tokens"
             )
-            usage = {"completion_tokens": usage.get("output_tokens")}
     else:
         reasons = [str(choice.get("finish_reason")) for choice in data.get("choices", [])]
         lines = [f"[finish] {', '.join(reasons) or 'no choices'}"]
@@ -251,20 +244,10 @@ def _summary(completion: Any, timer: Optional[_Timer]) -> List[str]:
             f"server: prompt {timings.get('prompt_per_second') or 0:.1f} tokens/s, "
             f"generation {timings['predicted_per_second']:.1f} tokens/s"
         )
-    if timer is None:
+    if metrics is None:
         lines.append("[time] replayed: no live timing" + (f" (recorded {server})" if server else ""))
         return lines
-    end = timer.end if timer.end is not None else time.monotonic()
-    parts = []
-    if timer.first is not None:
-        parts.append(f"first token {timer.first - timer.start:.2f} s")
-    parts.append(f"total {end - timer.start:.2f} s")
-    generated = usage.get("completion_tokens") if isinstance(usage, dict) else None
-    if isinstance(generated, int) and generated > 1 and timer.first is not None and end > timer.first:
-        parts.append(f"{(generated - 1) / (end - timer.first):.1f} tokens/s after the first")
-    if server:
-        parts.append(server)
-    lines.append("[time] " + ", ".join(parts))
+    lines.append("[time] " + metrics.summary() + (f", {server}" if server else ""))
     return lines
 
 

@@ -142,6 +142,45 @@ def test_chat_json_prints_every_event_as_a_json_line(scripted: ReplayServer, cap
     assert KEY not in out
 
 
+def test_chat_json_carries_the_streams_metrics_on_its_last_line(scripted: ReplayServer, capsys: Any) -> None:
+    code, out, err = run(["chat", "--json", "--base-url", scripted.base_url, "--api-key", KEY, "Hi"], capsys)
+    assert code == 0, err
+    last = json.loads(out.splitlines()[-1])
+    assert last["type"] == "completion"
+    metrics = last["metrics"]
+    # From SCRIPT: 8 payloads; "Hello", " world" are content; two reasoning and two argument pieces.
+    assert (metrics["chunks"], metrics["content_deltas"], metrics["output_deltas"]) == (len(SCRIPT), 2, 6)
+    assert metrics["usage"] == {"prompt_tokens": 5, "completion_tokens": 7, "total_tokens": 12}
+    assert metrics["finish_reasons"] == ["tool_calls"] and metrics["finished"] is True
+    assert metrics["tokens_source"] == "usage" and metrics["attempts"] == 1
+    assert metrics["time_to_first_token"] is not None and metrics["time_to_first_delta"] is not None
+
+
+def test_chat_summary_line_comes_from_the_metrics(
+    scripted: ReplayServer, capsys: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    summaries: List[str] = []
+    real = openai_stream.StreamMetrics.summary
+
+    def spy(self: openai_stream.StreamMetrics) -> str:
+        summaries.append(real(self))
+        return summaries[-1]
+
+    monkeypatch.setattr(openai_stream.StreamMetrics, "summary", spy)
+    code, _, err = run(["chat", "--base-url", scripted.base_url, "--api-key", KEY, "Hi"], capsys)
+    assert code == 0, err
+    (summary,) = summaries
+    assert f"[time] {summary}\n" in err
+    assert "tokens/s after the first" in summary  # 7 completion tokens in the usage
+
+
+def test_an_error_line_carries_the_metrics_too(capsys: Any) -> None:
+    code, out, _ = run(["replay", "--json", str(FIXTURES / "groq-error-event-tool-use-failed.sse")], capsys)
+    assert code == 1
+    last = json.loads(out.splitlines()[-1])
+    assert last["type"] == "error" and last["metrics"]["finished"] is True
+
+
 def test_event_to_dict_is_json_ready_for_every_event_of_every_fixture() -> None:
     seen = set()
     for path in sorted(FIXTURES.glob("*.sse")):
