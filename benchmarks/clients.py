@@ -27,6 +27,9 @@ __all__ = [
     "OpenAICreateClient",
     "OursHandlersClient",
     "OursIterClient",
+    "OursHooksClient",
+    "OursObservedClient",
+    "observed_clients",
     "OursToolDeltaClient",
     "OursPartialArgumentsClient",
     "accumulate_in_memory",
@@ -365,6 +368,59 @@ class OursDefaultsClient(OursHandlersClient):
         self.client = self.openai_stream.Client(api_key="bench", base_url=base_url)
 
 
+class OursHooksClient(OursHandlersClient):
+    """:class:`OursHandlersClient` with a no-op hook registered for every client hook as well."""
+
+    name = "ours.hooks"
+    label = "openai_stream: handlers on every event, every client hook"
+
+    def __init__(self, base_url: str) -> None:
+        super().__init__(base_url)
+        for hook in self.openai_stream.HOOK_NAMES:
+            self.client.on(hook, _noop)
+
+
+class OursObservedClient(OursHooksClient):
+    """:class:`OursHooksClient` with OpenTelemetry instrumentation on (the SDK, in-memory export).
+
+    Spans go through the SDK's ``SimpleSpanProcessor`` to its in-memory
+    exporter (cleared every run) and metrics to an in-memory reader: the
+    whole cost of recording, none of a network exporter's.
+    """
+
+    name = "ours.observed"
+    label = "openai_stream: handlers, every hook, OpenTelemetry on"
+
+    def __init__(self, base_url: str) -> None:
+        from opentelemetry.sdk.metrics import MeterProvider
+        from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+        from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+        from openai_stream import otel
+
+        super().__init__(base_url)
+        self.exporter = InMemorySpanExporter()
+        self.tracer_provider = TracerProvider()
+        self.tracer_provider.add_span_processor(SimpleSpanProcessor(self.exporter))
+        self.reader = InMemoryMetricReader()
+        self.meter_provider = MeterProvider(metric_readers=[self.reader])
+        otel.instrument(self.client, tracer_provider=self.tracer_provider, meter_provider=self.meter_provider)
+
+    def run(self, model: str, on_content: OnContent = None) -> str:
+        self.exporter.clear()
+        text = super().run(model, on_content)
+        if len(self.exporter.get_finished_spans()) != 1:
+            raise AssertionError(f"{self.name}: expected one span per stream")
+        return text
+
+    def close(self) -> None:
+        super().close()
+        self.tracer_provider.shutdown()
+        self.meter_provider.shutdown()
+
+
 class OursIterClient(_Ours):
     """openai_stream pulled with a ``for`` loop, no handlers registered."""
 
@@ -481,6 +537,18 @@ def network_clients() -> List[type]:
     else:
         classes += [OpenAIStreamHelperClient, OpenAICreateClient]
     return [*classes, OursHandlersClient, OursIterClient]
+
+
+def observed_clients() -> List[type]:
+    """Handlers plus every hook, and plus OpenTelemetry (when the otel extra is installed)."""
+    classes: List[type] = [OursHooksClient]
+    try:
+        import opentelemetry.sdk  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        classes.append(OursObservedClient)
+    return classes
 
 
 def partial_clients() -> List[type]:

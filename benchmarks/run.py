@@ -37,6 +37,8 @@ OPENAI_STREAM = "openai.stream"
 OURS = "ours.handlers"
 TOOL_DELTA = "ours.tool_delta"
 PARTIAL = "ours.partial_args"
+HOOKS = "ours.hooks"
+OBSERVED = "ours.observed"
 LATENCY_INTERVAL_MS = 20
 # Snapshot sizes (UTF-8 bytes) at which one read of ``partial_arguments`` is timed in memory.
 PARTIAL_READ_BYTES = (100, 1_000, 10_000, 100_000)
@@ -108,6 +110,7 @@ class Results:
     reconnect: List[Dict[str, Any]] = field(default_factory=list)
     local_model: List[Dict[str, Any]] = field(default_factory=list)
     short_streams: List[Dict[str, Any]] = field(default_factory=list)
+    observability: List[Dict[str, Any]] = field(default_factory=list)
 
     def as_dict(self) -> Dict[str, Any]:
         return {
@@ -123,6 +126,7 @@ class Results:
             "reconnect": self.reconnect,
             "local_model": self.local_model,
             "short_streams": self.short_streams,
+            "observability": self.observability,
         }
 
 
@@ -162,13 +166,19 @@ def _percentile(values: Sequence[float], pct: float) -> float:
 
 
 def measure_throughput(
-    sizes: Sizes, server_mode: str, log: Callable[[str], None], partial: bool = True
+    sizes: Sizes,
+    server_mode: str,
+    log: Callable[[str], None],
+    partial: bool = True,
+    observed: bool = True,
 ) -> List[Dict[str, Any]]:
     """Every client on every scenario, interleaved; medians over ``sizes.repeats``.
 
     With ``partial``, the two clients of :func:`clients.partial_clients` (a no-op
     ``tool_call.delta`` handler, and one reading ``partial_arguments``) join the
-    rotation on the tools scenarios only.
+    rotation on the tools scenarios only. With ``observed``, the clients of
+    :func:`clients.observed_clients` (handlers plus every client hook, and plus
+    OpenTelemetry) join it on every scenario.
     """
     scenarios = scenarios_for(sizes)
     warmup = Scenario("warmup", "tools", 20, calls=2)
@@ -176,6 +186,7 @@ def measure_throughput(
     rows: List[Dict[str, Any]] = []
     with server:
         classes = bench_clients.network_clients() + (bench_clients.partial_clients() if partial else [])
+        classes += bench_clients.observed_clients() if observed else []
         clients = [cls(server.base_url) for cls in classes]
         tools_only = {TOOL_DELTA, PARTIAL}
         try:
@@ -256,6 +267,34 @@ def _check(client: str, scenario: str, text: str, expected: str) -> None:
             f"vs {len(expected)} expected, first difference at {first}: "
             f"{text[first : first + 40]!r} vs {expected[first : first + 40]!r}"
         )
+
+
+def observability_rows(throughput: Sequence[Dict[str, Any]]) -> List[Dict[str, Any]]:
+    """What hooks and OpenTelemetry add to handlers on every event, per scenario (same interleaved run)."""
+    rows: List[Dict[str, Any]] = []
+    for scenario in dict.fromkeys(r["scenario"] for r in throughput):
+        by_client = {r["client"]: r for r in throughput if r["scenario"] == scenario}
+        base = by_client.get(OURS)
+        if base is None:
+            continue
+        for name in (OURS, HOOKS, OBSERVED):
+            r = by_client.get(name)
+            if r is None:
+                continue
+            rows.append(
+                {
+                    "scenario": scenario,
+                    "client": name,
+                    "chunks": r["chunks"],
+                    "us_per_chunk": r["us_per_chunk"],
+                    "x_floor": r["x_floor"],
+                    "cpu_x_floor": r["cpu_x_floor"],
+                    "x_handlers": r["median_s"] / base["median_s"],
+                    "cpu_x_handlers": r["cpu_median_s"] / base["cpu_median_s"],
+                    "extra_us_per_stream": (r["median_s"] - base["median_s"]) * 1e6,
+                }
+            )
+    return rows
 
 
 def tool_delta_stats(chunks: Sequence[Dict[str, Any]]) -> Dict[str, int]:
@@ -771,6 +810,7 @@ def run(
     imports: bool = True,
     partial: bool = True,
     short: bool = True,
+    observed: bool = True,
     log: Callable[[str], None] = lambda message: None,
 ) -> Results:
     """Measure everything and return the results (targets evaluated)."""
@@ -778,7 +818,8 @@ def run(
         machine_info(),
         {"sizes": sizes.__dict__, "server": server_mode, "latency_interval_ms": LATENCY_INTERVAL_MS},
     )
-    results.throughput = measure_throughput(sizes, server_mode, log, partial=partial)
+    results.throughput = measure_throughput(sizes, server_mode, log, partial=partial, observed=observed)
+    results.observability = observability_rows(results.throughput)
     if partial:
         results.partial_arguments = partial_stream_rows(results.throughput, sizes)
         results.partial_arguments_read = measure_partial_reads(sizes, log)
@@ -850,6 +891,7 @@ def format_table(results: Results) -> str:
                 f"{r['mode']:<12} {r['client']:<18} {r['streams']:>7} {r['median_s']:>9.4f} "
                 f"{r['us_per_stream']:>10.1f} {r['x_floor']:>7.2f}x"
             )
+    lines.extend(_observability_table(results))
     if results.latency:
         lines.append("")
         lines.append(
@@ -915,6 +957,26 @@ def format_table(results: Results) -> str:
         for t in results.targets:
             lines.append(f"{t['target']:<{width}}  {t['limit']:<28} {t['shown']:>12}  {t['status']}")
     return "\n".join(lines)
+
+
+def _observability_table(results: Results) -> List[str]:
+    rows = results.observability
+    if not rows:
+        return []
+    lines = [
+        "",
+        f"observability: {OURS} (metrics always on), {HOOKS} (+ a no-op hook on every client hook), "
+        f"{OBSERVED} (+ OpenTelemetry, SDK with in-memory export)",
+        f"{'scenario':<16} {'client':<18} {'us/chunk':>9} {'x floor':>8} {'cpu x floor':>12} "
+        f"{'x handlers':>11} {'cpu x handlers':>15} {'+us/stream':>11}",
+    ]
+    for r in rows:
+        lines.append(
+            f"{r['scenario']:<16} {r['client']:<18} {r['us_per_chunk']:>9.2f} {r['x_floor']:>7.2f}x "
+            f"{r['cpu_x_floor']:>11.2f}x {r['x_handlers']:>10.3f}x {r['cpu_x_handlers']:>14.3f}x "
+            f"{r['extra_us_per_stream']:>11.0f}"
+        )
+    return lines
 
 
 def _partial_table(results: Results) -> List[str]:
@@ -1002,6 +1064,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument(
         "--no-partial", action="store_true", help="skip the partial_arguments clients and read timings"
     )
+    parser.add_argument(
+        "--no-observed", action="store_true", help="skip the hooks and OpenTelemetry clients"
+    )
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
     args = parser.parse_args(argv)
 
@@ -1025,6 +1090,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         memory=not args.no_memory,
         imports=not args.no_import,
         partial=not args.no_partial,
+        observed=not args.no_observed,
         log=log,
     )
     results.settings["command"] = " ".join(["python -m benchmarks.run", *(argv or sys.argv[1:])])

@@ -114,6 +114,27 @@ def test_quick_run_end_to_end_writes_json_and_table(
     assert "short streams" in table and "16 threads" in table
     assert "partial_arguments on every tool_call.delta" in table and "quadratic" in table
     assert "ours.partial_args" in table and "us/read" in table
+    observed = {(r["scenario"], r["client"]) for r in results["observability"]}
+    wanted = {"ours.handlers", bench_run.HOOKS}
+    if _has("opentelemetry.sdk"):
+        wanted.add(bench_run.OBSERVED)
+    assert observed == {(s, c) for s in scenarios for c in wanted}
+    assert all(r["x_handlers"] == 1.0 for r in results["observability"] if r["client"] == "ours.handlers")
+    assert "observability:" in table and "x handlers" in table
+
+
+def test_the_observed_clients_record_one_span_per_stream() -> None:
+    scenarios = bench_run.scenarios_for(TINY)[:1]
+    with SSEServer(scenarios) as server:
+        clients = [cls(server.base_url) for cls in bench_clients.observed_clients()]
+        try:
+            expected = bench_run.expected_text(build_chunks(scenarios[0]))
+            for client in clients:
+                assert client.run(scenarios[0].name) == expected  # the observed one checks its span
+                assert client.client.hooks.active
+        finally:
+            for client in clients:
+                client.close()
 
 
 def test_every_client_gives_the_expected_text_on_every_scenario_shape() -> None:
