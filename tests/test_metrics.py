@@ -307,3 +307,27 @@ def test_weighted_median_and_usage_sums() -> None:
         {"prompt_tokens": 3, "completion_tokens_details": {"reasoning_tokens": 4}, "extra": True},
     )
     assert added == {"prompt_tokens": 4, "completion_tokens_details": {"reasoning_tokens": 6}, "extra": True}
+
+
+def test_a_resumed_responses_stream_counts_both_bodies_and_the_resume() -> None:
+    """A body cut after event 9, resumed from there: every chunk counted once, one retry, two attempts."""
+    from pathlib import Path
+
+    from fault_server import FaultServer, chunk, head, reset, script
+
+    from openai_stream.testing import split_sse_events
+
+    fixture = Path(__file__).parent / "fixtures" / "responses" / "openai-text.sse"
+    events = split_sse_events(fixture.read_bytes())
+    handlers = [
+        script(head(), chunk(b"".join(events[:10])), reset()),
+        script(head(), chunk(b"".join(events[10:])), chunk(b"")),
+    ]
+    with FaultServer(handlers) as server, openai_stream.Client(
+        base_url=server.base_url, api_key="sk-test", timeout=10
+    ) as client:
+        stream = client.responses.stream(model="m", input="hi", resume=True, background=True)
+        stream.until_done()
+    m = stream.metrics
+    assert m.chunks == len(events) and m.bytes == sum(len(e) for e in events)
+    assert (m.attempts, m.retries) == (2, 1)

@@ -13,6 +13,7 @@ import gc
 import json
 import logging
 import threading
+from pathlib import Path
 from typing import Any, Dict, Iterator, List, Set, Tuple
 
 import pytest
@@ -575,3 +576,57 @@ def test_against_the_local_llamacpp_model(telemetry: Telemetry) -> None:
     assert stream.metrics.content_deltas >= 1
     first = telemetry.metrics()[gen_ai_metrics.GEN_AI_CLIENT_OPERATION_TIME_TO_FIRST_CHUNK]
     assert first.data.data_points[0].count == 1
+
+
+# --------------------------------------------------------------------------- the Responses API
+
+RESPONSES = Path(__file__).parent / "fixtures" / "responses"
+
+
+def completed_response(name: str) -> Dict[str, Any]:
+    """The response of a fixture's response.completed event, read without openai_stream."""
+    for piece in split_sse_events((RESPONSES / name).read_bytes()):
+        for line in piece.splitlines():
+            if line.startswith(b"data:"):
+                event = json.loads(line[5:])
+                if event.get("type") == "response.completed":
+                    found: Dict[str, Any] = event["response"]
+                    return found
+    raise AssertionError(f"{name} has no response.completed")
+
+
+def test_a_responses_stream_is_a_chat_span_too(telemetry: Telemetry) -> None:
+    final = completed_response("openai-text.sse")
+    replay = ReplayServer([ScriptedResponse.sse_file(RESPONSES / "openai-text.sse")])
+    with replay as server, openai_stream.Client(api_key=KEY, base_url=server.base_url) as client:
+        telemetry.instrument(client, capture_content=True)
+        stream = client.responses.stream(model="gpt-4.1", input="Tell me a joke", max_output_tokens=64)
+        stream.until_done()
+    (span,) = telemetry.spans()
+    attributes = span.attributes or {}
+    assert span.name == "chat gpt-4.1" and span.kind is SpanKind.CLIENT
+    assert attributes[GA.GEN_AI_RESPONSE_ID] == final["id"]
+    assert attributes[GA.GEN_AI_RESPONSE_MODEL] == final["model"]
+    assert attributes[GA.GEN_AI_RESPONSE_FINISH_REASONS] == ("stop",)  # status completed
+    assert attributes[GA.GEN_AI_USAGE_INPUT_TOKENS] == final["usage"]["input_tokens"]
+    assert attributes[GA.GEN_AI_USAGE_OUTPUT_TOKENS] == final["usage"]["output_tokens"]
+    assert attributes[GA.GEN_AI_REQUEST_MAX_TOKENS] == 64
+    assert json.loads(str(attributes[GA.GEN_AI_INPUT_MESSAGES])) == [
+        {"role": "user", "parts": [{"type": "text", "content": "Tell me a joke"}]}
+    ]
+    text = final["output"][0]["content"][0]["text"]
+    output = json.loads(str(attributes[GA.GEN_AI_OUTPUT_MESSAGES]))
+    assert output[0]["parts"] == [{"type": "text", "content": text}]
+
+
+def test_a_responses_create_is_a_span(telemetry: Telemetry) -> None:
+    final = completed_response("openai-text.sse")
+    with ReplayServer([ScriptedResponse.json(final)]) as server, openai_stream.Client(
+        api_key=KEY, base_url=server.base_url
+    ) as client:
+        telemetry.instrument(client)
+        client.responses.create(model="gpt-4.1", input="Tell me a joke")
+    (span,) = telemetry.spans()
+    attributes = span.attributes or {}
+    assert attributes[GA.GEN_AI_REQUEST_STREAM] is False and attributes[GA.GEN_AI_RESPONSE_ID] == final["id"]
+    assert attributes[GA.GEN_AI_USAGE_OUTPUT_TOKENS] == final["usage"]["output_tokens"]

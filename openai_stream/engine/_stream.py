@@ -509,9 +509,8 @@ class BaseStream(EventEmitter, Generic[R]):
             self._transport.track(self)
             tracked = True
             limits = self._request_timeout()
-            with bound(self._scope):
-                with traced(recorder):
-                    response = self._send(limits)
+            with bound(self._scope), traced(recorder):
+                response = self._send(limits)
             self._response = response
             control = self._control = BodyControl(response, limits.read)
             self.request_id = response.headers.get("x-request-id")

@@ -9,6 +9,7 @@ from .._params import REQUEST_OPTIONS, RESPONSES_PARAMS, check_params, request_b
 from .._pydantic import ModelParser, is_model_class, model_tool_parsers
 from .._pydantic import text_format as model_text_format
 from .._version import __distribution__
+from ..engine._call import CreateCall
 from ..engine._parsing import parsed_or_none, wants_json
 from ..errors import (
     APIError,
@@ -20,6 +21,7 @@ from ..errors import (
 )
 from ..tools._tool import Tool
 from ..transport._http import TimeoutTypes, check_max_event_bytes, read_json
+from ..transport._trace import traced
 from ._response import Response, output_text
 from ._stream import ResponseStream
 
@@ -81,37 +83,39 @@ class Responses:
         body = request_body(_fields(model, input, params), extra_body)
         client = self._client
         transport = client._transport
-        response = transport.post(
-            client._route("responses", body),
-            body,
-            stream=False,
-            timeout=timeout,
-            max_retries=max_retries,
-            extra_headers=extra_headers,
-            extra_query=extra_query,
-            replayable=not (body.get("store") or body.get("background")),
-        )
-        request_id = response.headers.get("x-request-id")
-        try:
-            data = read_json(response, client.max_event_bytes)
-            if not isinstance(data, dict):
-                raise InvalidStreamDataError(
-                    f"the server's answer is not a JSON object but {type(data).__name__}; check base_url",
-                    body=data,
-                )
-            if is_error_payload(data) and data.get("object") != "response":
-                raise error_from_payload(
-                    data, request_id=request_id, where=f"in its HTTP {response.status_code} answer"
-                )
-            if data.get("status") == "failed":
-                raise _failure(data, request_id)
-        except OpenAIError as exc:
-            transport.redact_error(exc)  # the quoted answer may echo the key
-            raise
-        finally:
-            response.close()
-        _set_whole_parsed(data, parse, wants_json(_format_of(body.get("text"))))
-        return Response(data)
+        with CreateCall(transport.hooks, body) as call, traced(call.recorder):
+            response = transport.post(
+                client._route("responses", body),
+                body,
+                stream=False,
+                timeout=timeout,
+                max_retries=max_retries,
+                extra_headers=extra_headers,
+                extra_query=extra_query,
+                replayable=not (body.get("store") or body.get("background")),
+            )
+            request_id = response.headers.get("x-request-id")
+            try:
+                data = read_json(response, client.max_event_bytes)
+                if not isinstance(data, dict):
+                    raise InvalidStreamDataError(
+                        f"the server's answer is not a JSON object but {type(data).__name__}; check base_url",
+                        body=data,
+                    )
+                if is_error_payload(data) and data.get("object") != "response":
+                    raise error_from_payload(
+                        data, request_id=request_id, where=f"in its HTTP {response.status_code} answer"
+                    )
+                if data.get("status") == "failed":
+                    raise _failure(data, request_id)
+            except OpenAIError as exc:
+                transport.redact_error(exc)  # the quoted answer may echo the key
+                raise
+            finally:
+                response.close()
+            _set_whole_parsed(data, parse, wants_json(_format_of(body.get("text"))))
+            completion = call.result = Response(data)
+        return completion
 
     def stream(
         self,

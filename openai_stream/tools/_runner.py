@@ -65,10 +65,10 @@ from ..errors import (
     ToolDefinitionError,
     UnknownToolError,
 )
+from ..hooks import Hooks, RunnerEndInfo, RunnerStartInfo, ToolEndInfo, ToolStartInfo
 from ..responses._events import RESPONSE_EVENT_TYPES
 from ..responses._response import Response
 from ..responses._stream import RESPONSE_EVENT_ALIASES
-from ..hooks import Hooks, RunnerEndInfo, RunnerStartInfo, ToolEndInfo, ToolStartInfo
 from ._tool import Tool, result_text, tool
 
 if TYPE_CHECKING:
@@ -276,7 +276,7 @@ class _Runner(EventEmitter):
         stream = self._stream
         if stream is not None and not finished and stream._recorder.started is not None:
             parts.append((stream._recorder, stream.metrics))
-        result = self._result if self._result is not None else (self._results[-1] if self._results else None)
+        result = self._last_result()
         return combine(
             parts,
             started=self._started_at,
@@ -284,6 +284,12 @@ class _Runner(EventEmitter):
             finished=finished,
             finish_reasons=finish_reasons(result),
         )
+
+    def _last_result(self) -> Any:
+        """The final result, else the last round's (``None`` before the first round ended)."""
+        if self._result is not None:
+            return self._result
+        return self._results[-1] if self._results else None
 
     def _report_end(self) -> None:
         """Freeze the metrics and call the ``runner.end`` hooks (once)."""
@@ -302,8 +308,7 @@ class _Runner(EventEmitter):
                 outcome = "closed"
             else:
                 outcome = "failed"
-            last = self._result if self._result is not None else (self._results[-1] if self._results else None)
-            hooks.emit("runner.end", RunnerEndInfo(self, metrics, outcome, error, last))
+            hooks.emit("runner.end", RunnerEndInfo(self, metrics, outcome, error, self._last_result()))
 
     # ------------------------------------------------------------------ what each API says
     def _open_round(self, number: int) -> BaseStream[Any]:
