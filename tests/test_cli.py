@@ -580,7 +580,10 @@ def test_replay_recognises_a_responses_transcript_by_its_events(name: str, capsy
         assert code == 0, err
         want = dict(expected["response"])
         want.pop("parsed", None)  # the request's text.format is not in a transcript: nothing asks to parse
+        metrics = events[-1].pop("metrics")  # the stream's metrics ride on the last line
         assert events[-1] == {"type": "completion", "completion": want}
+        sent = split_sse_events((RESPONSES / f"{name}.sse").read_bytes())
+        assert metrics["finished"] and metrics["chunks"] == len(sent)
     else:
         assert code == 1 and expected["outcome"]["class"] in err
         assert events[-1]["error"]["class"] == expected["outcome"]["class"]
