@@ -12,6 +12,7 @@ from .hooks import Hooks
 from .responses._resource import Responses
 from .transport._http import (
     DEFAULT_TIMEOUT,
+    Timeout,
     TimeoutTypes,
     Transport,
     as_timeout,
@@ -142,22 +143,19 @@ class Client:
             raise APIConnectionError(
                 f"base_url must start with http:// or https://, got {base_url!r}"
             )
-        if max_retries < 0:
-            raise ValueError("max_retries must be 0 or more")
+        check_max_retries(max_retries)
         if max_connections < 1:
             raise ValueError("max_connections must be 1 or more")
         check_idle_timeout(idle_timeout)
         check_max_event_bytes(max_event_bytes)
-        self.base_url = base_url.rstrip("/")
-        self.timeout = as_timeout(timeout)
-        self.max_retries = max_retries
-        self.max_event_bytes = max_event_bytes
-        self.idle_timeout = idle_timeout
-        self.max_connections = max_connections
+        self._base_url = base_url.rstrip("/")
+        self._max_event_bytes = max_event_bytes
+        self._idle_timeout = idle_timeout
+        self._max_connections = max_connections
         self._transport = Transport(
-            base_url=self.base_url,
+            base_url=self._base_url,
             api_key=api_key,
-            timeout=self.timeout,
+            timeout=as_timeout(timeout),
             max_retries=max_retries,
             default_headers=default_headers,
             max_connections=max_connections,
@@ -169,7 +167,63 @@ class Client:
         self.responses = Responses(self)
 
     def __repr__(self) -> str:
-        return f"<openai_stream.Client base_url={self.base_url!r}>"
+        return f"<openai_stream.{type(self).__name__} base_url={self.base_url!r}>"
+
+    # Settings are properties over what the requests read, so an assignment after construction
+    # takes effect on the next request, and is checked as the constructor checks it.
+
+    @property
+    def base_url(self) -> str:
+        """The API's base URL (read-only: ``with_options(base_url=...)`` makes a client for another)."""
+        return self._base_url
+
+    @property
+    def timeout(self) -> Timeout:
+        """The connect and read timeouts of every request (seconds, a :class:`Timeout`, or None)."""
+        return self._transport.timeout
+
+    @timeout.setter
+    def timeout(self, value: TimeoutTypes) -> None:
+        self._transport.timeout = as_timeout(value)
+        self._settings["timeout"] = value
+
+    @property
+    def max_retries(self) -> int:
+        """How often a request is retried before its body starts."""
+        return self._transport.max_retries
+
+    @max_retries.setter
+    def max_retries(self, value: int) -> None:
+        check_max_retries(value)
+        self._transport.max_retries = value
+        self._settings["max_retries"] = value
+
+    @property
+    def idle_timeout(self) -> Optional[float]:
+        """The longest silence allowed between two data events of a stream (None: no limit)."""
+        return self._idle_timeout
+
+    @idle_timeout.setter
+    def idle_timeout(self, value: Optional[float]) -> None:
+        check_idle_timeout(value)
+        self._idle_timeout = value
+        self._settings["idle_timeout"] = value
+
+    @property
+    def max_event_bytes(self) -> int:
+        """The largest server-sent event (or whole JSON answer) accepted, in bytes."""
+        return self._max_event_bytes
+
+    @max_event_bytes.setter
+    def max_event_bytes(self, value: int) -> None:
+        check_max_event_bytes(value)
+        self._max_event_bytes = value
+        self._settings["max_event_bytes"] = value
+
+    @property
+    def max_connections(self) -> int:
+        """How many idle connections the pool keeps (read-only: the pool is made with the client)."""
+        return self._max_connections
 
     def with_options(
         self: _C,
@@ -258,6 +312,12 @@ class Client:
 
 
 _C = TypeVar("_C", bound=Client)
+
+
+def check_max_retries(value: Any) -> None:
+    """Raise ValueError unless ``value`` is a whole number, 0 or more."""
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ValueError(f"max_retries must be a whole number, 0 or more, not {value!r}")
 
 
 def _merged(

@@ -219,3 +219,44 @@ def test_a_pickled_error_leaves_its_live_response_behind() -> None:
     error = error_for_status(500, "oops", response=object())
     assert pickle.loads(pickle.dumps(error)).response is None
     assert copy.copy(error).response is error.response
+
+
+# --- client settings as properties ------------------------------------------------------------
+
+
+def test_client_settings_take_effect_when_assigned_after_construction() -> None:
+    from openai_stream.testing import ReplayServer, ScriptedResponse
+
+    answer = {"error": {"message": "busy"}}
+    with ReplayServer([ScriptedResponse.json(answer, status=503)] * 4) as server:
+        client = openai_stream.Client(api_key="k", base_url=server.base_url, max_retries=3)
+        client.max_retries = 0  # no retry now: one request, not four
+        client.timeout = openai_stream.Timeout(connect=2, read=3)
+        assert client.timeout == openai_stream.Timeout(connect=2, read=3)
+        with pytest.raises(openai_stream.InternalServerError):
+            client.chat.completions.create(model="m", messages=[])
+        assert len(server.requests) == 1
+        assert client.with_options().max_retries == 0  # a derived client starts from the new value
+        client.close()
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("timeout", 0), ("timeout", -1), ("timeout", float("nan")), ("max_retries", -1), ("max_retries", 1.5),
+     ("idle_timeout", 0), ("max_event_bytes", 0)],
+)
+def test_client_settings_are_checked_when_assigned(name: str, value: Any) -> None:
+    client = openai_stream.Client(api_key="k", base_url="http://127.0.0.1:9/v1")
+    before = getattr(client, name)
+    with pytest.raises(ValueError):
+        setattr(client, name, value)
+    assert getattr(client, name) == before
+    with pytest.raises(ValueError):
+        openai_stream.Client(api_key="k", base_url="http://127.0.0.1:9/v1", **{name: value})
+
+
+def test_base_url_and_max_connections_are_read_only() -> None:
+    client = openai_stream.Client(api_key="k", base_url="http://127.0.0.1:9/v1")
+    for name in ("base_url", "max_connections"):
+        with pytest.raises(AttributeError):
+            setattr(client, name, "x")
