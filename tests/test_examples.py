@@ -141,3 +141,15 @@ def test_threaded_app_stops_every_worker_on_ctrl_c() -> None:
             proc.wait(10)
     assert "interrupted: every stream was closed" in out
     assert "KeyboardInterrupt" in err  # re-raised after the streams were closed
+
+
+def test_responses_example_streams_the_recorded_text(capsys: pytest.CaptureFixture[str]) -> None:
+    from openai_stream.testing import demo_server
+
+    example: Any = _load("responses_api")
+    with demo_server("llamacpp-responses-text") as server:
+        response = example.main(server.base_url)
+    out = capsys.readouterr().out
+    assert response.output_text
+    assert out.startswith(response.output_text + "\n[response.completed: status completed]")
+    assert f"{response.usage.output_tokens} output tokens" in out
