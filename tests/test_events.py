@@ -104,3 +104,17 @@ def test_lazy_parsed_values_are_computed_once_on_frozen_events() -> None:
     assert done.parsed is done.parsed == {"a": [1]}
     call = openai_stream.ToolCallDoneEvent(0, 0, "c", "f", '{"x": 1}')
     assert call.parsed_arguments is call.parsed_arguments == {"x": 1}
+
+
+def test_a_text_buffer_settles_on_an_equal_whole_text_only() -> None:
+    buffer = TextBuffer()
+    pieces = [f"w{i} " for i in range(TextBuffer.BLOCK * 2 + 7)]  # two merged blocks and some parts
+    for piece in pieces:
+        buffer.append(piece)
+    whole = "".join(pieces)
+    assert not buffer.settle(whole[:-1] + "x") and not buffer.settle(whole + "x")
+    assert buffer._state[0] != (whole,)  # unchanged by a text that differs
+    assert buffer.settle(whole) and buffer._state == ((whole,), [])
+    assert buffer.text() == whole and buffer.text(5) == whole[:5] and buffer.length == len(whole)
+    buffer.append("more")
+    assert buffer.text() == whole + "more"

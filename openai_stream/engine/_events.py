@@ -81,6 +81,24 @@ class TextBuffer:
             self._state = ((*blocks, "".join(parts)), [])
         return self.length
 
+    def settle(self, text: str) -> bool:
+        """Hold ``text`` as the only block when it is exactly the text held, so it is kept once.
+
+        For a text that also arrives whole (a Responses API ``*.done`` event):
+        the buffer then shares that string instead of keeping its own copy.
+        Compared piece by piece, without joining. Returns whether it did.
+        """
+        blocks, parts = self._state
+        if len(text) != self.length:
+            return False
+        position = 0
+        for piece in (*blocks, *parts):
+            if not text.startswith(piece, position):
+                return False
+            position += len(piece)
+        self._state = ((text,), [])  # published whole, as a merge is
+        return True
+
     def text(self, end: Optional[int] = None) -> str:
         """The text received so far, or its first ``end`` characters."""
         blocks, parts = self._state

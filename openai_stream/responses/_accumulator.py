@@ -557,6 +557,8 @@ class ResponseAccumulator:
                     item.in_final = True
                     if item.done_data is None:
                         self._reconcile(item, data, events)
+                    else:
+                        _share_texts(item, data)
         for item in self._items:
             self._close_item(item, events)
         usage = response.get("usage")
@@ -656,6 +658,7 @@ class ResponseAccumulator:
         if item.tool_index is None and item.kind in _TOOL_CALLS:
             item.tool_index = self._tool_calls
             self._tool_calls += 1
+        _share_texts(item, data)
         item.done_data = data
         if item.tool_index is not None and not item.announced:
             self._announce_call(item, events)
@@ -763,6 +766,7 @@ class ResponseAccumulator:
         )
         part = self._find_part(item, payload, kind, summary=summary, ending=True)
         if not part.closed:
+            _share_text(part, data)
             part.done_data = data
             self._catch_up(item, part, events)
             self._close_part(item, part, events)
@@ -816,6 +820,9 @@ class ResponseAccumulator:
         if part.closed:
             return
         part.closed = True
+        whole = part.done_data.get(_TEXT_KEY.get(part.kind, "text")) if part.done_data else part.final
+        if isinstance(whole, str) and part.buffer.length:
+            part.buffer.settle(whole)  # the deltas' text and the final one, kept once when equal
         kind = part.kind
         if kind == "output_text":
             if self._parse is not None:
@@ -876,6 +883,30 @@ class ResponseAccumulator:
         item = self._find_item(payload.get("item_id"), payload.get("output_index"), family)
         if item.done_data is None:
             item.status = status
+
+
+def _share_text(part: _Part, data: Dict[str, Any]) -> None:
+    """Point ``data``'s text at the equal string the part already holds, so it is kept once.
+
+    A finished text arrives up to four times (``*.done``, the part's and the
+    item's ``.done``, ``response.completed``); each payload decodes its own copy.
+    """
+    key = _TEXT_KEY.get(part.kind, "text")
+    value = data.get(key)
+    held = part.done_data.get(key) if part.done_data is not None else part.final
+    if isinstance(value, str) and isinstance(held, str) and value is not held and value == held:
+        data[key] = held
+
+
+def _share_texts(item: _Item, data: Dict[str, Any]) -> None:
+    """:func:`_share_text` for each part of an item's final form that the item already holds."""
+    for key, parts in (("content", item.parts), ("summary", item.summary)):
+        final_parts = data.get(key)
+        if not isinstance(final_parts, list):
+            continue
+        for part, part_data in zip(parts, final_parts):
+            if isinstance(part_data, dict) and part_data.get("type") == part.kind:
+                _share_text(part, part_data)
 
 
 def _unindexed_at(entries: List[Any], by_index: Dict[int, Any], index: int) -> Any:
