@@ -22,7 +22,7 @@ import os
 from typing import Any, Callable, Dict, Mapping, Optional, Union
 from urllib.parse import quote, urlsplit
 
-from .client import Client
+from .client import Client, shown_url
 from .errors import OpenAIError
 from .transport._http import DEFAULT_TIMEOUT, TimeoutTypes
 from .transport._sse import DEFAULT_MAX_EVENT_BYTES
@@ -179,7 +179,8 @@ class AzureClient(Client):
         )
 
     def __repr__(self) -> str:
-        return f"<openai_stream.AzureClient base_url={self.base_url!r} api_version={self.api_version!r}>"
+        url = shown_url(self.base_url)
+        return f"<openai_stream.AzureClient base_url={url!r} api_version={self.api_version!r}>"
 
     def _auth_headers(self) -> Dict[str, str]:
         """The credential headers of one request (the token provider is called each time)."""

@@ -167,7 +167,7 @@ class Client:
         self.responses = Responses(self)
 
     def __repr__(self) -> str:
-        return f"<openai_stream.{type(self).__name__} base_url={self.base_url!r}>"
+        return f"<openai_stream.{type(self).__name__} base_url={shown_url(self.base_url)!r}>"
 
     # Settings are properties over what the requests read, so an assignment after construction
     # takes effect on the next request, and is checked as the constructor checks it.
@@ -312,6 +312,12 @@ class Client:
 
 
 _C = TypeVar("_C", bound=Client)
+
+
+def shown_url(url: str) -> str:
+    """``url`` for a repr or a message: its query left out, since a query may carry a key."""
+    base, mark, _ = url.partition("?")
+    return f"{base}?..." if mark else base
 
 
 def check_max_retries(value: Any) -> None:

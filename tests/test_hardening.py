@@ -172,3 +172,69 @@ def test_a_stream_running_in_the_parent_fails_clearly_in_a_forked_child() -> Non
         assert got == "forked"
         completion = stream.until_done(timeout=20)  # the parent's stream is untouched
     assert (completion.choices[0].message.content or "").count(" ") == 200
+
+
+# --------------------------------------------------------------------------- review findings
+
+
+def test_a_chunk_with_an_unhashable_choice_index_is_invalid_data_not_a_type_error() -> None:
+    bad = delta("b")
+    bad["choices"][0]["index"] = [0]
+    events = [data(delta("a")), data(bad), data(delta("", "stop")), b"data: [DONE]\n\n"]
+    with ReplayServer([ScriptedResponse(events=events)]) as server, client_for(server) as client:  # noqa: SIM117
+        with pytest.raises(openai_stream.InvalidStreamDataError):
+            stream_of(client).until_done()
+
+
+def test_until_done_with_a_timeout_from_the_iterating_thread_never_starts_a_second_consumer() -> None:
+    events = [data(delta(f"{i} ")) for i in range(5)] + [data(delta("", "stop")), b"data: [DONE]\n\n"]
+    with ReplayServer([ScriptedResponse(events=events)]) as server, client_for(server) as client:
+        stream = stream_of(client)
+        seen = []
+        for event in stream:
+            if event.type == "content.delta":
+                seen.append(event.delta)  # type: ignore[attr-defined]
+                if len(seen) == 1:
+                    with pytest.raises(openai_stream.OpenAIError, match="second consumer"):
+                        stream.until_done(timeout=0.01)
+        assert seen == [f"{i} " for i in range(5)]  # the loop went on undisturbed
+        assert stream.until_done().choices[0].message.content == "0 1 2 3 4 "
+
+
+def test_leaving_a_with_block_right_after_the_completion_event_leaves_the_stream_done() -> None:
+    events = [data(delta("Hi")), data(delta("", "stop")), b"data: [DONE]\n\n"]
+    with ReplayServer([ScriptedResponse(events=events)]) as server, client_for(server) as client:
+        with stream_of(client) as stream:
+            for event in stream:
+                if event.type == "completion":
+                    break
+        assert stream.state == "done"
+        assert stream.until_done().choices[0].message.content == "Hi"
+
+
+def test_a_dropped_stream_collected_while_the_live_lock_is_held_does_not_deadlock() -> None:
+    import gc
+
+    events = [data(delta(f"{i} ")) for i in range(50)] + [data(delta("", "stop")), b"data: [DONE]\n\n"]
+    with ReplayServer([ScriptedResponse(events=events, delay=0.01)]) as server, client_for(server) as client:
+        stream = stream_of(client)
+        iterator = iter(stream)
+        next(iterator)
+        next(iterator)  # half read, paused
+        del stream, iterator
+        done = threading.Event()
+
+        def collect_under_the_lock() -> None:
+            with client._transport._live_lock:
+                gc.collect()  # finalizes the dropped stream's generator on this very thread
+            done.set()
+
+        worker = threading.Thread(target=collect_under_the_lock, daemon=True)
+        worker.start()
+        assert done.wait(10), "finalizing a dropped stream deadlocked on the transport's lock"
+
+
+def test_the_repr_of_a_client_never_shows_a_query_that_may_carry_a_key() -> None:
+    client = openai_stream.Client(api_key=None, base_url="http://127.0.0.1:9/v1?key=sk-secret-in-query")
+    assert "sk-secret-in-query" not in repr(client)
+    assert "127.0.0.1:9/v1" in repr(client)

@@ -849,3 +849,30 @@ def test_random_splits_of_the_body_give_the_same_response(name: str, data: Any) 
     except InvalidStreamDataError:
         assert name == "llamacpp-n2-two-responses"
     assert acc.response().to_dict() == json.loads((EXPECTED / f"{name}.json").read_text())["response"]
+
+
+# --------------------------------------------------------------------------- review findings
+
+
+@pytest.mark.parametrize("field", ["item_id", "output_index", "content_index"])
+def test_a_text_delta_with_an_unhashable_key_is_invalid_data_not_a_type_error(field: str) -> None:
+    acc = ResponseAccumulator()
+    feed_all(acc, [created(), message_added("msg_1"), part_added("msg_1"), text_delta("msg_1", "Hi")])
+    bad = text_delta("msg_1", " there")
+    bad[field] = ["x"]
+    with pytest.raises(InvalidStreamDataError):
+        acc.feed(bad)
+
+
+def test_a_tool_fragment_after_its_done_event_fails_the_stream_as_in_chat() -> None:
+    acc = ResponseAccumulator()
+    feed_all(acc, [created(), call_added("fc_1", "transfer", "call_1")])
+    args = {"type": "response.function_call_arguments.delta", "item_id": "fc_1", "delta": '{"amount": 5}'}
+    done = {"type": "response.function_call_arguments.done", "item_id": "fc_1", "arguments": '{"amount": 5}'}
+    feed_all(acc, [args, done])
+    late = {"type": "response.function_call_arguments.delta", "item_id": "fc_1", "delta": "00}"}
+    with pytest.raises(InvalidStreamDataError, match="after the call was done") as info:
+        acc.feed(late)
+    output = info.value.completion.to_dict()["output"]
+    calls = [item for item in output if item.get("type") == "function_call"]
+    assert calls[0]["arguments"] == '{"amount": 5}'  # never appended

@@ -245,7 +245,8 @@ class ChatCompletionAccumulator:
                 and chunk.get("object") != "error"
                 and (self._fingerprint is not None or not chunk.get("system_fingerprint"))
             ):
-                state = self._choices.get(choice.get("index", 0))
+                index = choice.get("index", 0)
+                state = self._choices.get(index) if type(index) is int else None
                 if state is not None and not state.finished:
                     event = _fast_delta(state, delta)
                     if event is not None:

@@ -365,6 +365,7 @@ class BaseStream(EventEmitter, Generic[R]):
                     "wait for itself forever; read the result in a 'completion' handler, or call "
                     "until_done() after the handler returns"
                 )
+            fresh = iterator is None
             if iterator is None:
                 iterator = self._iterator = self._run(yielding=False)
                 self._owner = here
@@ -373,7 +374,13 @@ class BaseStream(EventEmitter, Generic[R]):
                 owner is here or (owner is not None and not owner.is_alive())
             )
             if pull_here and timeout is not None:
-                # A paused pull-iteration of this thread continues in the background.
+                if owner is here and not fresh:
+                    raise OpenAIError(
+                        "this thread is iterating this stream, so until_done(timeout=...) would make a "
+                        "second consumer of it; finish the iteration (or break out of it and call "
+                        "until_done() without a timeout, which consumes the rest here)"
+                    )
+                # Nobody consumes it yet (or its iterating thread is gone): it runs in the background.
                 spawned = self._spawn(iterator)
                 pull_here = False
             elif pull_here:
@@ -406,8 +413,8 @@ class BaseStream(EventEmitter, Generic[R]):
         Closing a stream that already ended changes nothing.
         """
         with self._state_lock:
-            if self._closed or self._finished.is_set():
-                return
+            if self._closed or self._finished.is_set() or self._result is not None:
+                return  # ended already (the result is set at the completion event)
             self._closed = True
             iterator, thread = self._iterator, self._thread
         self._scope.cancel()
@@ -632,8 +639,10 @@ class BaseStream(EventEmitter, Generic[R]):
                 if yielding:
                     yield event
         except GeneratorExit:
-            self._closed = True
-            self._result = None
+            # The iterator was closed or dropped. Past the completion event the stream is done
+            # (a with block left right after it); before it, the stream was closed unfinished.
+            if self._result is None:
+                self._closed = True
             recorder.last_chunk_at = last or None
             # Closed while paused between two events: by __exit__ (after close() reported the end),
             # or by the garbage collector, which must not run hooks (see _report_end).

@@ -367,15 +367,20 @@ class ResponseAccumulator:
         "append it" applies: its item and part are known by id and index (or, without
         an index, its part is the open one), no logprobs, a non-empty string.
         """
-        item = self._by_id.get(payload.get("item_id"))  # type: ignore[arg-type]
+        # Every field is type-checked before it is looked up: an odd value (a list as an id) takes
+        # the general path, which reports it as invalid data instead of a bare TypeError.
+        item_id = payload.get("item_id")
+        item = self._by_id.get(item_id) if type(item_id) is str else None
         delta = payload.get("delta")
         if item is None or type(delta) is not str or not delta or payload.get("logprobs"):
             return None
         output_index = payload.get("output_index")
-        if output_index is not None and output_index not in self._by_index:
+        if output_index is not None and (type(output_index) is not int or output_index not in self._by_index):
             return None
         index = payload.get("content_index")
         if index is not None:
+            if type(index) is not int:
+                return None
             part = item.parts_by_index.get(index)
             if part is None:
                 return None
@@ -850,7 +855,17 @@ class ResponseAccumulator:
             delta = json.dumps(delta)  # some servers send already-parsed values; keep them as JSON text
         item = self._find_item(payload.get("item_id"), payload.get("output_index"), item_kind)
         if item.tool_index is not None:
-            if delta and not item.tool_closed:
+            if delta and item.tool_closed:
+                # As in a chat stream: a fragment for a call already reported done is never
+                # appended (a tool may have run with the arguments as they were): the stream fails.
+                raise InvalidStreamDataError(
+                    f"a fragment of tool call {_name(item)!r} (id {_call_id(item)}) arrived after the "
+                    f"call was done: {_quote(payload)}; the server broke the Responses protocol and "
+                    "this call cannot be trusted: retry the request",
+                    body=payload,
+                    completion=self.response(),
+                )
+            if delta:
                 self._tool_delta(item, delta, events)
         elif delta:
             item.buffer.append(delta)

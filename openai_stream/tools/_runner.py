@@ -365,7 +365,13 @@ class _Runner(EventEmitter):
         except BaseException as exc:
             self._error = exc
             if isinstance(exc, Exception) and "error" in self._events:
-                self.emit("error", ErrorEvent(exc))
+                try:
+                    self.emit("error", ErrorEvent(exc))
+                except Exception as listener_error:
+                    # The same outcome every time, as on a stream: the listener's error, chained.
+                    listener_error.__cause__ = exc
+                    self._error = listener_error
+                    raise listener_error from exc
             raise
         finally:
             # Tools still running after a failure are left to finish on their own; none is waited for.

@@ -281,9 +281,19 @@ class Transport:
             self._live.add(stream)
 
     def untrack(self, stream: Closeable) -> None:
-        """Forget a stream that ended."""
-        with self._live_lock:
-            self._live.discard(stream)
+        """Forget a stream that ended. Never waits for the lock.
+
+        A stream dropped half-read ends when the garbage collector finalizes it,
+        which may happen on a thread that holds ``_live_lock`` (inside
+        :meth:`track` or :meth:`close`): waiting there would deadlock. An entry
+        left behind is harmless: closing an ended stream does nothing, and the
+        set holds streams weakly.
+        """
+        if self._live_lock.acquire(blocking=False):
+            try:
+                self._live.discard(stream)
+            finally:
+                self._live_lock.release()
 
     def headers(
         self, stream: bool, extra: Optional[Mapping[str, Optional[str]]], *, body: bool = True
@@ -973,6 +983,9 @@ def iter_body(response: requests.Response) -> Iterator[bytes]:
         http.client.HTTPException,
         OSError,
         ValueError,
+        # http.client sets its file to None when the response is closed: a close() from another
+        # thread racing this read surfaces as an AttributeError of the read itself.
+        AttributeError,
     ) as exc:
         raise StreamInterruptedError(
             f"the connection broke while the stream was being read ({_body_failure(exc)}); retry the request"
