@@ -51,7 +51,7 @@ from .engine._events import (
     ToolCallDoneEvent,
     UsageEvent,
 )
-from .engine._metrics import StreamMetrics
+from .engine._metrics import Recording, StreamMetrics
 from .errors import (
     APIConnectionError,
     APIError,
@@ -115,6 +115,7 @@ __all__ = [
     "ServerSentEvent",
     "Timeout",
     "StreamMetrics",
+    "Recording",
     "HOOK_NAMES",
     "EVENT_TYPES",
     "Event",

@@ -274,7 +274,7 @@ class StreamStartInfo:
     body: Any = field(repr=False)
     """The request body as it is sent (model, messages, parameters)."""
     parent: Any = None
-    """The :class:`~openai_stream.ToolRunner` whose round this stream is, else ``None``."""
+    """The stream's ``parent``: the tool runner whose round it is (or what set itself), else ``None``."""
 
 
 @dataclass(frozen=True)
@@ -294,6 +294,7 @@ class StreamEndInfo:
     error: Optional[BaseException]
     result: Any = field(repr=False)
     parent: Any = None
+    """As on ``stream.start``."""
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ import gc
 import json
 import logging
 import threading
-from typing import Any, Iterator, List, Tuple
+from typing import Any, Dict, Iterator, List, Tuple
 
 import pytest
 from fault_server import FaultServer, chunk, head, reset, script
@@ -540,3 +540,36 @@ def test_clients_made_with_with_options_share_the_hooks(demo: Tuple[ReplayServer
         second.until_done()
         assert client.with_options(max_retries=1).hooks is client.hooks
     assert seen == [first, second]
+
+
+def test_a_composer_set_as_a_streams_parent_is_named_in_its_hooks(demo: Tuple[ReplayServer, bytes]) -> None:
+    server, _ = demo
+
+    class Composer:
+        hook_state: Dict[str, Any] = {}
+
+    composer, other = Composer(), Composer()
+    with openai_stream.Client(api_key=KEY, base_url=server.base_url, max_retries=0) as client:
+        seen = Recorder(client)
+        stream = client.chat.completions.stream(model="m", messages=USER)
+        assert stream.parent is None
+        stream.parent = composer
+        stream.parent = composer  # the same again changes nothing
+        with pytest.raises(openai_stream.OpenAIError, match="already runs as a step"):
+            stream.parent = other
+        refused: List[BaseException] = []
+
+        @stream.on("content.delta")
+        def too_late(event: Any) -> None:
+            if not refused:
+                try:
+                    stream.parent = None
+                except openai_stream.OpenAIError as exc:
+                    refused.append(exc)
+
+        stream.until_done()
+    assert stream.parent is composer
+    (start,) = seen.infos("stream.start")
+    (end,) = seen.infos("stream.end")
+    assert start.parent is composer and end.parent is composer
+    assert len(refused) == 1 and "before it starts" in str(refused[0])

@@ -143,7 +143,7 @@ def test_the_gap_median_of_a_long_stream_is_estimated_from_a_sample(monkeypatch:
     # median's rank within a few percentiles of 50 (6.2 % is one standard error); 25 is four of them.
     rank = m.gap_median / max(gaps)
     assert 0.25 < rank < 0.75
-    assert RESERVOIR_SIZE // 2 <= len(stream._recorder.reservoir) <= RESERVOIR_SIZE
+    assert RESERVOIR_SIZE // 2 <= len(stream.recording.gap_sample) <= RESERVOIR_SIZE
 
 
 def offer_all(gaps: List[float]) -> Recorder:
@@ -331,3 +331,27 @@ def test_a_resumed_responses_stream_counts_both_bodies_and_the_resume() -> None:
     m = stream.metrics
     assert m.chunks == len(events) and m.bytes == sum(len(e) for e in events)
     assert (m.attempts, m.retries) == (2, 1)
+
+
+def test_a_streams_recording_gives_the_moments_behind_its_metrics(monkeypatch: pytest.MonkeyPatch) -> None:
+    chunks = content_chunks(20)
+    arrivals = [3.0 + 0.25 * i + (0.5 if i % 3 == 0 else 0.0) for i in range(len(chunks))]
+    gaps = [b - a for a, b in zip(arrivals, arrivals[1:])]
+    clock = ScriptedClock(arrivals)
+    monkeypatch.setattr(_metrics, "_clock", clock)
+    with ReplayServer([ScriptedResponse.from_chunks(chunks)]) as server, openai_stream.Client(
+        api_key="sk-test", base_url=server.base_url
+    ) as client:
+        stream = scripted_stream(client, clock)
+        before = stream.recording
+        assert before.started is None and before.metrics.chunks == 0 and before.gap_sample == ()
+        stream.until_done()
+    recording = stream.recording
+    assert recording.metrics == stream.metrics and recording.metrics.finished
+    # The clock reads 0 until the response handler moves it to the first arrival.
+    assert (recording.started, recording.headers_at) == (0.0, 0.0)
+    assert recording.first_chunk_at == arrivals[0]
+    assert recording.first_token_at == recording.first_delta_at == arrivals[1]  # chunk 0 carries ""
+    assert recording.last_chunk_at == arrivals[-1]
+    assert sorted(recording.gap_sample) == pytest.approx(sorted(gaps))  # under 128 gaps: every one kept
+    assert isinstance(recording, openai_stream.Recording)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import threading
 from typing import Any, List
 
 import pytest
@@ -9,7 +11,7 @@ from conftest import SSE_FIXTURES
 
 import openai_stream
 from openai_stream import EVENT_TYPES
-from openai_stream.testing import ReplayServer, ScriptedResponse
+from openai_stream.testing import ReplayServer, ScriptedResponse, demo_transcript, split_sse_events
 
 FIXTURES = SSE_FIXTURES
 
@@ -125,3 +127,70 @@ def test_leaving_the_with_block_early_closes_the_response() -> None:
         response = stream.response
         assert response is not None and response.raw.closed
         assert stream.current_completion.choices[0].message.content
+
+
+def content_chunks(pieces: List[str]) -> List[Any]:
+    chunks: List[Any] = [
+        {"id": "c", "model": "m", "choices": [{"index": 0, "delta": {"content": piece}}]} for piece in pieces
+    ]
+    chunks.append({"id": "c", "model": "m", "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+    return chunks
+
+
+def read_on_another_thread(read: Any) -> Any:
+    seen: List[Any] = []
+    reader = threading.Thread(target=lambda: seen.append(read()))
+    reader.start()
+    reader.join(10)
+    (value,) = seen
+    return value
+
+
+def test_snapshot_is_the_completion_so_far_from_any_thread() -> None:
+    pieces = ["Hel", "lo", ", ", "wor", "ld"]
+    with ReplayServer([ScriptedResponse.from_chunks(content_chunks(pieces))]) as server:
+        stream = stream_of(server)
+        assert stream.snapshot().choices == []  # nothing arrived yet
+        received: List[str] = []
+        mid: List[Any] = []
+
+        @stream.on("content.delta")
+        def read_elsewhere(event: Any) -> None:
+            received.append(event.delta)
+            if len(received) == 3:
+                mid.append(read_on_another_thread(stream.snapshot))
+
+        completion = stream.until_done()
+    (partial,) = mid
+    assert partial.choices[0].message.content == "Hel" + "lo" + ", "
+    assert partial.choices[0].finish_reason is None
+    assert stream.snapshot() is completion and stream.current_completion is completion
+    assert completion.choices[0].message.content == "Hello, world"
+
+
+def test_a_responses_streams_snapshot_is_the_response_so_far() -> None:
+    data = demo_transcript("llamacpp-responses-text")
+    deltas = []  # parsed here without openai_stream: "event:" and "data:" lines of each block
+    for block in data.replace(b"\r\n", b"\n").split(b"\n\n"):
+        lines = block.split(b"\n")
+        if b"event: response.output_text.delta" in lines:
+            (payload,) = [line[5:] for line in lines if line.startswith(b"data:")]
+            deltas.append(json.loads(payload)["delta"])
+    assert len(deltas) > 3
+    with ReplayServer([ScriptedResponse(events=split_sse_events(data), chunked=False)]) as server:
+        client = openai_stream.Client(base_url=server.base_url, api_key="sk-test", max_retries=0)
+        stream = client.responses.stream(model="m", input="hi")
+        received: List[str] = []
+        mid: List[Any] = []
+
+        @stream.on("content.delta")
+        def read_elsewhere(event: Any) -> None:
+            received.append(event.delta)
+            if len(received) == 3:
+                mid.append(read_on_another_thread(stream.snapshot))
+
+        response = stream.until_done()
+    (partial,) = mid
+    assert partial.output_text == "".join(deltas[:3])
+    assert stream.snapshot() is response and stream.current_response is response
+    assert response.output_text == "".join(deltas)

@@ -88,8 +88,8 @@ class ChatCompletionStream(BaseStream[ChatCompletion]):
 
     @property
     def current_completion(self) -> ChatCompletion:
-        """The completion assembled from everything received so far (any thread may ask)."""
-        return self._snapshot()
+        """The completion assembled from everything received so far (any thread may ask): :meth:`snapshot`."""
+        return self.snapshot()
 
     # openai-python's names for the same things, so code written for its chat.completions.stream()
     # runs unchanged (see README, "Coming from openai-python").
@@ -97,7 +97,7 @@ class ChatCompletionStream(BaseStream[ChatCompletion]):
     @property
     def current_completion_snapshot(self) -> ChatCompletion:
         """openai-python's name for :attr:`current_completion`."""
-        return self._snapshot()
+        return self.snapshot()
 
     def get_final_completion(self) -> ChatCompletion:
         """openai-python's name for :meth:`until_done`: consume the stream and return the completion."""

@@ -6,7 +6,10 @@ stream engine and the transport write while a call runs: a few attributes,
 each written by one thread (the one running the call) and read by any, so a
 snapshot taken mid-stream may combine figures that are one chunk apart;
 each figure on its own is always valid, and the snapshot taken at the end
-(``final``) is complete and consistent.
+(``final``) is complete and consistent. :class:`Recording` is a stream's
+snapshot with the clock readings and gap sample behind it
+(``stream.recording``): what :func:`combine` adds up for a call made of
+several streams (a tool runner's rounds).
 
 The engine reads the clock once per payload, when the stream's loop takes
 it from the body reader (so the time the handlers of one chunk take counts
@@ -28,9 +31,9 @@ from __future__ import annotations
 
 import random
 import time
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
-__all__ = ["RESERVOIR_SIZE", "Recorder", "StreamMetrics", "combine"]
+__all__ = ["RESERVOIR_SIZE", "Recorder", "Recording", "StreamMetrics", "combine"]
 
 RESERVOIR_SIZE = 128
 _clock = time.perf_counter  # every metric's clock; module-level so that tests can script it
@@ -197,6 +200,31 @@ def _rebuild(values: Dict[str, Any]) -> StreamMetrics:
     return StreamMetrics(**values)
 
 
+class Recording(NamedTuple):
+    """A stream's metrics with the moments behind them: what adding several streams up takes.
+
+    ``metrics`` is the stream's :class:`StreamMetrics`, whose times count from
+    the stream's own start. The moments are readings of the metrics clock
+    (``time.perf_counter()``), ``None`` until the thing happened, so that the
+    recordings of several streams fall on one time line (a tool runner's
+    rounds, timed from the runner's start). ``gap_sample`` is the stream's
+    sample of the gaps between chunks (see :attr:`StreamMetrics.gap_median`);
+    each sampled gap stands for ``max(metrics.chunks - 1, len(gap_sample)) /
+    len(gap_sample)`` gaps. Read ``stream.recording`` from any thread; like
+    ``stream.metrics`` mid-stream, its figures may be one chunk apart.
+    """
+
+    metrics: StreamMetrics
+    started: Optional[float]
+    """When the stream started (before its request was sent); ``None`` if it never ran."""
+    headers_at: Optional[float]
+    first_chunk_at: Optional[float]
+    first_delta_at: Optional[float]
+    first_token_at: Optional[float]
+    last_chunk_at: Optional[float]
+    gap_sample: Tuple[float, ...]
+
+
 class Recorder:
     """The running figures of one call, written by the thread that runs it.
 
@@ -302,6 +330,19 @@ class Recorder:
         sample = list(self.reservoir)
         return quantile(sample, 0.5) if sample else None
 
+    def recording(self, metrics: StreamMetrics) -> Recording:
+        """``metrics`` (a snapshot of this recorder's stream) with the moments behind them."""
+        return Recording(
+            metrics,
+            self.started,
+            self.headers_at,
+            self.first_chunk_at,
+            self.first_delta_at,
+            self.first_token_at,
+            self.last_chunk_at,
+            tuple(self.reservoir),
+        )
+
     def snapshot(
         self,
         *,
@@ -404,65 +445,69 @@ def tokens_per_second(
     return (count - 1) / (last - first), source
 
 
-def combine(parts: Sequence[Tuple[Recorder, StreamMetrics]], *, started: Optional[float],
-            ended: Optional[float], finished: bool, finish_reasons: Sequence[Optional[str]]) -> StreamMetrics:
-    """A runner's metrics from its rounds' recorders and snapshots, in order.
+def combine(
+    recordings: Sequence[Recording],
+    *,
+    started: Optional[float],
+    ended: Optional[float],
+    finished: bool,
+    finish_reasons: Sequence[Optional[str]],
+) -> StreamMetrics:
+    """The metrics of a call made of several streams (a runner's rounds), from their recordings in order.
 
-    Times to the first headers, chunk, delta and token are from the runner's
-    start to the first round that had one; counts and usage are summed; the
-    gap maximum is the largest of any round and the gap median a weighted
-    median of every round's sample (each sampled gap weighted by how many
-    gaps it stands for); the token rate covers every round's output over the
-    time from the first delta to the last chunk of the last round that had
-    chunks (tool runs in between included).
+    A recording of a stream that never started is left out. Times to the
+    first headers, chunk, delta and token are from ``started`` (the
+    composite call's start) to the first stream that had one; counts and
+    usage are summed; the gap maximum is the largest of any stream and the
+    gap median a weighted median of every stream's sample (each sampled gap
+    weighted by how many gaps it stands for); the token rate covers every
+    stream's output over the time from the first delta to the last chunk of
+    the last stream that had chunks (what ran in between included).
     """
     now = _clock()
     end = ended if finished and ended is not None else now
+    parts = [part for part in recordings if part.started is not None]
 
-    def first(attribute: str) -> Optional[float]:
-        for recorder, _ in parts:
-            moment = getattr(recorder, attribute)
-            if moment is not None:
-                return _since(started, moment)
-        return None
+    def first(moments: Sequence[Optional[float]]) -> Optional[float]:
+        return next((_since(started, m) for m in moments if m is not None), None)
 
     usage: Optional[Dict[str, Any]] = None
-    for _, metrics in parts:
-        if metrics.usage:
-            usage = _add_usage(usage or {}, metrics.usage)
+    for part in parts:
+        if part.metrics.usage:
+            usage = _add_usage(usage or {}, part.metrics.usage)
     input_tokens, output_tokens = token_counts(usage)
-    first_delta = next((r.first_delta_at for r, _ in parts if r.first_delta_at is not None), None)
-    last_chunk = next((r.last_chunk_at for r, _ in reversed(parts) if r.last_chunk_at is not None), None)
-    every_usage = all(m.output_tokens is not None for _, m in parts)
-    deltas = sum(m.output_deltas for _, m in parts)
+    first_delta = next((p.first_delta_at for p in parts if p.first_delta_at is not None), None)
+    last_chunk = next((p.last_chunk_at for p in reversed(parts) if p.last_chunk_at is not None), None)
+    every_usage = all(p.metrics.output_tokens is not None for p in parts)
+    deltas = sum(p.metrics.output_deltas for p in parts)
     counted = output_tokens if every_usage else None
     last = last_chunk if last_chunk is not None else end
     rate, source = tokens_per_second(counted, deltas, first_delta, last)
     weighted: List[Tuple[float, float]] = []
-    for recorder, metrics in parts:
-        sample = list(recorder.reservoir)
+    for part in parts:
+        sample = part.gap_sample
         if sample:
-            weight = max(metrics.chunks - 1, len(sample)) / len(sample)
+            weight = max(part.metrics.chunks - 1, len(sample)) / len(sample)
             weighted.extend((gap, weight) for gap in sample)
-    maxima = [m.gap_max for _, m in parts if m.gap_max is not None]
+    maxima = [p.metrics.gap_max for p in parts if p.metrics.gap_max is not None]
     return StreamMetrics(
-        time_to_headers=first("headers_at"),
-        time_to_first_chunk=first("first_chunk_at"),
-        time_to_first_delta=first("first_delta_at"),
-        time_to_first_token=first("first_token_at"),
+        time_to_headers=first([p.headers_at for p in parts]),
+        time_to_first_chunk=first([p.first_chunk_at for p in parts]),
+        time_to_first_delta=first([p.first_delta_at for p in parts]),
+        time_to_first_token=first([p.first_token_at for p in parts]),
         total_seconds=(end - started) if started is not None else 0.0,
-        chunks=sum(m.chunks for _, m in parts),
-        content_deltas=sum(m.content_deltas for _, m in parts),
+        chunks=sum(p.metrics.chunks for p in parts),
+        content_deltas=sum(p.metrics.content_deltas for p in parts),
         output_deltas=deltas,
-        bytes=sum(m.bytes for _, m in parts),
+        bytes=sum(p.metrics.bytes for p in parts),
         gap_median=weighted_median(weighted),
         gap_max=max(maxima) if maxima else None,
         usage=usage,
         input_tokens=input_tokens,
         output_tokens=output_tokens,
         finish_reasons=tuple(finish_reasons),
-        attempts=sum(m.attempts for _, m in parts),
-        retries=sum(m.retries for _, m in parts),
+        attempts=sum(p.metrics.attempts for p in parts),
+        retries=sum(p.metrics.retries for p in parts),
         tokens_per_second=rate,
         tokens_source=source,
         rounds=len(parts),

@@ -15,9 +15,11 @@ accumulator (events) -> this engine (handlers, iteration).
 Locks, and what each guards:
 
 - ``_state_lock``: who consumes the stream (``_iterator``, ``_thread``,
-  ``_owner``, ``_loop_thread``) and ``_closed``;
+  ``_owner``, ``_loop_thread``), ``_closed``, and ``_parent``, which is
+  written under it only while ``_iterator`` is None (before the loop
+  starts) and read without it afterwards;
 - ``_acc_lock``: the accumulator; held around every ``feed``, ``end`` and
-  snapshot, so another thread may read ``current_completion`` mid-stream;
+  ``snapshot()``, so another thread may read the result so far mid-stream;
 - pyee's ``_lock``: the listener dicts (``_events``) and ``_handlers``, the
   snapshot of them the loop reads. ``_handlers`` is never changed in place,
   only replaced whole under the lock, so the loop reads it without locking;
@@ -77,7 +79,7 @@ from ..transport._sse import DEFAULT_MAX_EVENT_BYTES
 from ..transport._trace import traced
 from . import _metrics
 from ._events import ErrorEvent, Event, ResponseEvent
-from ._metrics import Recorder, StreamMetrics
+from ._metrics import Recorder, Recording, StreamMetrics
 
 if TYPE_CHECKING:
     import requests
@@ -133,12 +135,18 @@ class BaseStream(EventEmitter, Generic[R]):
     (or the iteration). Errors are raised, never only emitted.
 
     Thread safety: :meth:`close`, :meth:`until_done`, ``on``/``once``/
-    ``remove_listener`` and the snapshot may be used from any thread while the
-    stream runs. A listener present for the whole stream sees every event
-    exactly once; one removed while an event is being dispatched may still
-    receive that event. ``until_done()`` from a thread other than the one
-    iterating waits for the end; from inside a handler of the same stream it
-    raises at once (as ``Thread.join()`` refuses to join itself).
+    ``remove_listener``, :meth:`snapshot`, :attr:`metrics` and
+    :attr:`recording` may be used from any thread while the stream runs. A
+    listener present for the whole stream sees every event exactly once; one
+    removed while an event is being dispatched may still receive that event.
+    ``until_done()`` from a thread other than the one iterating waits for the
+    end; from inside a handler of the same stream it raises at once (as
+    ``Thread.join()`` refuses to join itself).
+
+    For code that composes streams (a tool runner runs one per round):
+    :meth:`snapshot` (the result so far), :attr:`recording` (the metrics
+    with what adding several streams up takes) and :attr:`parent` (the
+    composer, named in the stream's client hooks).
     """
 
     _path: ClassVar[str] = ""
@@ -216,7 +224,7 @@ class BaseStream(EventEmitter, Generic[R]):
         self._end_lock = threading.Lock()
         self._ended = False
         self._final_metrics: Optional[StreamMetrics] = None
-        self._parent: Any = None  # the ToolRunner whose round this is, named in the hooks
+        self._parent: Any = None  # see the parent property; set before the loop starts, then only read
         self._interrupt: Optional[BaseException] = None  # Ctrl-C or SystemExit that ended the loop
         self.hook_state: Dict[str, Any] = {}
         """Per-stream state for client hooks (an OpenTelemetry span...); lives as long as the stream."""
@@ -243,8 +251,38 @@ class BaseStream(EventEmitter, Generic[R]):
         """The HTTP response, once its headers arrived."""
         return self._response
 
-    def _snapshot(self) -> R:
-        """The result so far; any thread may ask."""
+    @property
+    def parent(self) -> Any:
+        """What runs this stream as one step of a larger call (a tool runner's round), else ``None``.
+
+        The ``stream.start`` and ``stream.end`` client hooks name it as their
+        ``parent`` (OpenTelemetry puts the stream's span under the parent's,
+        found in its ``hook_state``). Code that composes streams sets it once,
+        before the stream starts: setting it later, or to another parent,
+        raises :class:`OpenAIError`.
+        """
+        return self._parent
+
+    @parent.setter
+    def parent(self, value: Any) -> None:
+        with self._state_lock:
+            if value is self._parent:
+                return
+            if self._iterator is not None:
+                raise OpenAIError(
+                    "a stream's parent is set before it starts (its stream.start hook named the one it had "
+                    "then); set it right after opening the stream"
+                )
+            if self._parent is not None:
+                raise OpenAIError(f"this stream already runs as a step of {self._parent!r}")
+            self._parent = value
+
+    def snapshot(self) -> R:
+        """The result assembled from everything received so far (the final one once done); any thread.
+
+        Before anything arrived it is an empty result. The API streams name it
+        too: ``current_completion`` (chat), ``current_response`` (responses).
+        """
         result = self._result
         if result is not None:
             return result
@@ -698,12 +736,21 @@ class BaseStream(EventEmitter, Generic[R]):
             return final
         return self._measure(finished=False)
 
+    @property
+    def recording(self) -> Recording:
+        """:attr:`metrics` with the clock readings and the gap sample behind them; any thread.
+
+        For code that adds several streams' metrics up (a tool runner's
+        rounds): see :class:`~openai_stream.Recording`.
+        """
+        return self._recorder.recording(self.metrics)
+
     def _measure(self, *, finished: bool) -> StreamMetrics:
         reader = self._reader
         result: Any = self._result
         if result is None and (reader is not None and reader.payloads):
             try:
-                result = self._snapshot()
+                result = self.snapshot()
             except Exception:  # a snapshot of a broken stream must not break the metrics
                 result = None
         recorder = self._recorder
@@ -759,7 +806,7 @@ class BaseStream(EventEmitter, Generic[R]):
         if self._result is not None:
             return self._result
         try:
-            return self._snapshot()
+            return self.snapshot()
         except Exception:
             return None
 
@@ -775,7 +822,7 @@ class BaseStream(EventEmitter, Generic[R]):
         return APIUserAbortError(
             f"the stream was closed before it finished; the {self._result_name} so far is attached "
             "as error.completion",
-            completion=self._snapshot(),
+            completion=self.snapshot(),
         )
 
     def _release(self, reuse: bool) -> None:
@@ -806,7 +853,7 @@ class BaseStream(EventEmitter, Generic[R]):
             self._transport.redact_error(exc)
         if isinstance(exc, APIError):
             if exc.completion is None and self._reader is not None and self._reader.received:
-                exc.completion = self._snapshot()
+                exc.completion = self.snapshot()
             if isinstance(exc, APIStatusError) and exc.request_id is None:
                 exc.request_id = self.request_id
         self._error = exc

@@ -136,8 +136,8 @@ class ResponseStream(BaseStream[Response]):
 
     @property
     def current_response(self) -> Response:
-        """The response assembled from everything received so far (any thread may ask)."""
-        return self._snapshot()
+        """The response assembled from everything received so far (any thread may ask): :meth:`snapshot`."""
+        return self.snapshot()
 
     current_completion = current_response
     """The chat streams' name for :attr:`current_response`, so shared code reads either."""
@@ -145,7 +145,7 @@ class ResponseStream(BaseStream[Response]):
     @property
     def current_snapshot(self) -> Response:
         """openai-python's name for :attr:`current_response`."""
-        return self._snapshot()
+        return self.snapshot()
 
     def get_final_response(self) -> Response:
         """openai-python's name for :meth:`until_done`: consume the stream and return the response."""

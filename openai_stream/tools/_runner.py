@@ -42,7 +42,6 @@ from typing import (
     NamedTuple,
     Optional,
     Sequence,
-    Tuple,
     TypeVar,
     Union,
 )
@@ -53,7 +52,7 @@ from .._params import to_json
 from ..chat._completion import APIObject, ChatCompletion
 from ..chat._stream import OPENAI_PYTHON_EVENTS
 from ..engine._events import EVENT_TYPES, DoneEvent, ErrorEvent, ToolCallDoneEvent
-from ..engine._metrics import Recorder, StreamMetrics, combine
+from ..engine._metrics import Recording, StreamMetrics, combine
 from ..engine._metrics import now as metrics_clock
 from ..engine._stream import BaseStream, check_event_name, finish_reasons
 from ..errors import (
@@ -228,9 +227,9 @@ class _Runner(EventEmitter):
         self._hooks = hooks if hooks is not None else Hooks()  # the client's (openai_stream.hooks)
         self.hook_state: Dict[str, Any] = {}
         """Per-runner state for client hooks (an OpenTelemetry span...); lives as long as the runner."""
-        # Each finished round's recorder and final metrics, appended by the running thread; read
-        # as a copy (one list operation). _end_lock guards _final_metrics and _ended.
-        self._rounds: List[Tuple[Recorder, StreamMetrics]] = []
+        # Each finished round's recording (its final metrics and their moments), appended by the
+        # running thread; read as a copy (one list operation). _end_lock guards _final_metrics and _ended.
+        self._rounds: List[Recording] = []
         self._started_at: Optional[float] = None
         self._ended_at: Optional[float] = None
         self._end_lock = threading.Lock()
@@ -274,8 +273,8 @@ class _Runner(EventEmitter):
     def _measure(self, *, finished: bool) -> StreamMetrics:
         parts = list(self._rounds)
         stream = self._stream
-        if stream is not None and not finished and stream._recorder.started is not None:
-            parts.append((stream._recorder, stream.metrics))
+        if stream is not None and not finished:
+            parts.append(stream.recording)  # the running round (left out by combine until it starts)
         result = self._last_result()
         return combine(
             parts,
@@ -395,7 +394,7 @@ class _Runner(EventEmitter):
         if self._closed:
             raise APIUserAbortError(f"the runner was closed before it finished; see runner.{self._unit()}")
         stream = self._open_round(number)
-        stream._parent = self  # named in its stream.start and stream.end hooks
+        stream.parent = self  # named in its stream.start and stream.end hooks
         self._stream = stream
         if self._closed:
             stream.close()
@@ -412,7 +411,7 @@ class _Runner(EventEmitter):
                         if not event.choice_index:
                             if event.index in slots:
                                 first = slots[event.index].arguments
-                                raise _reported_twice(event, first, stream._snapshot())
+                                raise _reported_twice(event, first, stream.snapshot())
                             # Before its choice ends, a call runs only when its arguments are a
                             # whole JSON object: empty or unparsable ones wait for the choice's end.
                             early = _is_object(event.arguments)
@@ -430,8 +429,7 @@ class _Runner(EventEmitter):
                         cursor += 1
                 result = stream.until_done()
         finally:
-            if stream._recorder.started is not None:
-                self._rounds.append((stream._recorder, stream.metrics))
+            self._rounds.append(stream.recording)  # final: the with block ended the stream
             self._stream = None
         self._results.append(result)
         calls = self._final_calls(result, number)
