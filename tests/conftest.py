@@ -1,8 +1,15 @@
 """Helpers and fixtures shared by the test modules, and where the recorded transcripts are.
 
-Plain ``pytest`` and ``python -m pytest`` both put this directory on
-``sys.path``, so a test module imports the helpers with ``from conftest import
-...``; the fixtures here are found by pytest itself.
+The tests live in one folder per layer of the package (``transport/``,
+``engine/``, ``chat/``, ``responses/``, ``tools/``, ``client/``,
+``observability/``, ``tooling/``, ``project/``); what they share stays here at
+the top, with the loopback servers (``fault_server.py``, ``proxy_server.py``)
+and the data folders. The folders have no ``__init__.py``: plain ``pytest`` and
+``python -m pytest`` both put this directory on ``sys.path`` to import this
+file, so a test module in any folder imports the helpers with ``from conftest
+import ...`` (and the servers with ``from fault_server import ...``); the
+fixtures here are found by pytest itself. Test file names stay unique across
+the folders, as each is imported as a top-level module.
 
 Transcripts gathered from other projects' public test suites are read in
 place from ``../shared/fixtures/sse`` (beside the clone, as in CI) and never
@@ -16,13 +23,15 @@ at another copy.
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import sys
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional
 
 import pytest
 
-from openai_stream import ChatCompletionAccumulator, OpenAIError, StreamInterruptedError
+from openai_stream import ChatCompletionAccumulator, OpenAIError, StreamInterruptedError, local
 from openai_stream.transport import _http as transport
 from openai_stream.transport._body import BodyReader
 
@@ -36,10 +45,37 @@ PEER_CASES = SHARED / "peer-cases"
 SHARED_PEER_CASES = PEER_CASES
 OWN_SSE = TESTS / "fixtures" / "sse"
 """The project's own chat transcripts and their ``SOURCES.md``."""
+EXPECTED = TESTS / "expected"
+"""The chat oracle's expectations, one ``<transcript>.json`` each (``make_expected.py``)."""
+RESPONSES_FIXTURES = TESTS / "fixtures" / "responses"
+"""The Responses API transcripts (all the project's own) and their ``SOURCES.md``."""
+EXPECTED_RESPONSES = TESTS / "expected_responses"
+"""The Responses API oracle's expectations (``make_expected_responses.py``)."""
+TLS = TESTS / "fixtures" / "tls"
+"""The loopback test certificate and key."""
+PACKAGE = REPO / "openai_stream"
+EXAMPLES = REPO / "examples"
 SHARED_MISSING = (
     f"needs the transcripts recorded by other projects in {SHARED_SSE}, which are read in place and "
     "never copied into this repository; they are beside the clone in CI (../shared), not in a fresh clone"
 )
+
+
+
+def _local_missing() -> Optional[str]:
+    if sys.version_info < (3, 10):
+        return "xllamacpp needs Python 3.10+"
+    if importlib.util.find_spec("xllamacpp") is None:
+        return f"xllamacpp is not installed; install with: {local.INSTALL_HINT}"
+    try:
+        local.find_model()
+    except local.LocalServerError as exc:
+        return str(exc)
+    return None
+
+
+LOCAL_MISSING = _local_missing()
+"""Why the local llama.cpp model cannot run here, or None when it can."""
 
 
 def delta(content: str, finish: Optional[str] = None, index: int = 0) -> Dict[str, Any]:
@@ -131,3 +167,74 @@ class FixtureDir:
 SSE = FixtureDir()
 SSE_FIXTURES = SSE
 """The recorded chat streams (``*.sse``): ours, and the shared ones where present."""
+
+
+# The facts of a chat completion that the expectation files (tests/expected) hold.
+MESSAGE_FIELDS = {
+    "role",
+    "content",
+    "refusal",
+    "reasoning_content",
+    "reasoning",
+    "tool_calls",
+    "function_call",
+}
+CHOICE_FIELDS = {"index", "message", "finish_reason", "logprobs"}
+COMPLETION_FIELDS = {"id", "object", "created", "model", "system_fingerprint", "choices", "usage"}
+
+
+def facts(completion: Any) -> Dict[str, Any]:
+    """The completion reduced to the facts the expectation files hold."""
+    data = completion.to_dict()
+    assert data["object"] == "chat.completion"
+    choices = []
+    for choice in data["choices"]:
+        message = choice["message"]
+        reasoning_fields = [f for f in ("reasoning_content", "reasoning") if message.get(f) is not None]
+        assert len(reasoning_fields) <= 1, message
+        reasoning = None
+        if reasoning_fields:
+            reasoning = {"field": reasoning_fields[0], "text": message[reasoning_fields[0]]}
+        calls = []
+        for call in message.get("tool_calls") or []:
+            assert set(call) == {"id", "type", "function"}, call
+            assert set(call["function"]) == {"name", "arguments"}, call
+            calls.append(
+                {
+                    "id": call["id"],
+                    "type": call["type"],
+                    "name": call["function"]["name"],
+                    "arguments": call["function"]["arguments"],
+                }
+            )
+        logprobs = choice.get("logprobs")
+        if logprobs is not None:
+            logprobs = {
+                key: {"tokens": len(value), "text": "".join(t["token"] for t in value)}
+                if isinstance(value, list)
+                else value
+                for key, value in logprobs.items()
+            }
+        choices.append(
+            {
+                "index": choice["index"],
+                "role": message["role"],
+                "finish_reason": choice["finish_reason"],
+                "content": message["content"],
+                "refusal": message.get("refusal"),
+                "reasoning": reasoning,
+                "tool_calls": calls,
+                "logprobs": logprobs,
+                "message_extra": {k: v for k, v in message.items() if k not in MESSAGE_FIELDS},
+                "choice_extra": {k: v for k, v in choice.items() if k not in CHOICE_FIELDS},
+            }
+        )
+    return {
+        "id": data["id"],
+        "model": data["model"],
+        "created": data["created"],
+        "system_fingerprint": data.get("system_fingerprint"),
+        "usage": data["usage"],
+        "extra": {k: v for k, v in data.items() if k not in COMPLETION_FIELDS},
+        "choices": choices,
+    }

@@ -919,7 +919,7 @@ def body_reader(response: requests.Response) -> Callable[[int], bytes]:
 
     ``http.client``'s (the fast path) for a body without Content-Encoding or
     Content-Length; urllib3's, which decodes and checks the length, otherwise.
-    ``tests/test_canaries.py`` checks that the fast path is taken with the
+    ``tests/transport/test_canaries.py`` checks that the fast path is taken with the
     installed urllib3, whose private ``_fp`` it relies on.
     """
     raw: Any = response.raw

@@ -466,7 +466,7 @@ def run_oracle(path: Path) -> Dict[str, Any]:
 def openai_opinion(path: Path) -> str:
     """Whether openai's ChatCompletionStreamState survives the fixture (read as current_completion_snapshot).
 
-    tests/test_fixtures.py compares that snapshot with our completion wherever it survives.
+    tests/chat/test_fixtures.py compares that snapshot with our completion wherever it survives.
     """
     try:
         from openai._models import construct_type

@@ -1,6 +1,6 @@
 """A script written for openai-python's ``chat.completions.stream()``, run unchanged but for two lines.
 
-``tests/test_porting.py`` runs it as it is, with the ``openai`` package, and
+``tests/project/test_porting.py`` runs it as it is, with the ``openai`` package, and
 then with only the two lines marked PORT changed to use openai_stream, both
 against the same scripted loopback server, and compares what they print.
 Iteration, not handlers: openai-python's stream has no ``on()``.

@@ -11,19 +11,18 @@ the independent oracle's (tests/expected_responses/openai-text.json).
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any, Dict, List, Tuple
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from conftest import EXPECTED_RESPONSES, RESPONSES_FIXTURES
 from fault_server import FaultServer, Handler, chunk, head, raw, reset, script, stall
 
 import openai_stream
 from openai_stream.testing import ReplayServer, ScriptedResponse, split_sse_events
 
-HERE = Path(__file__).parent
-FIXTURES = HERE / "fixtures" / "responses"
-EXPECTED = json.loads((HERE / "expected_responses" / "openai-text.json").read_text(encoding="utf-8"))
+FIXTURES = RESPONSES_FIXTURES
+EXPECTED = json.loads((EXPECTED_RESPONSES / "openai-text.json").read_text(encoding="utf-8"))
 EVENTS = split_sse_events((FIXTURES / "openai-text.sse").read_bytes())
 RESPONSE_ID = EXPECTED["response"]["id"]
 DELTAS = EXPECTED["events"]["counts"]["content.delta"]

@@ -15,32 +15,18 @@ from __future__ import annotations
 
 import importlib.util
 import json
-from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
 import pytest
-from conftest import OWN_SSE, SHARED_MISSING, SSE, Outcome, run_accumulator
+from conftest import EXPECTED, OWN_SSE, SHARED_MISSING, SSE, Outcome, facts, run_accumulator
 
 import openai_stream
 from openai_stream import EVENT_TYPES, ChatCompletionAccumulator
 from openai_stream.testing import ReplayServer, ScriptedResponse
 
-HERE = Path(__file__).parent
 FIXTURES = SSE  # ours in tests/fixtures/sse, the shared ones read in place from ../shared
-EXPECTED = HERE / "expected"
 NAMES = SSE.names()
 
-MESSAGE_FIELDS = {
-    "role",
-    "content",
-    "refusal",
-    "reasoning_content",
-    "reasoning",
-    "tool_calls",
-    "function_call",
-}
-CHOICE_FIELDS = {"index", "message", "finish_reason", "logprobs"}
-COMPLETION_FIELDS = {"id", "object", "created", "model", "system_fingerprint", "choices", "usage"}
 DONE_TYPES = {"content.done", "refusal.done", "reasoning.done", "tool_call.done", "done", "completion"}
 
 
@@ -62,63 +48,6 @@ def expected_for(name: str) -> Dict[str, Any]:
 # --------------------------------------------------------------------------- helpers
 def run_fixture(name: str) -> Outcome:
     return run_accumulator((FIXTURES / f"{name}.sse").read_bytes())
-
-
-def facts(completion: Any) -> Dict[str, Any]:
-    """The completion reduced to the facts the expectation files hold."""
-    data = completion.to_dict()
-    assert data["object"] == "chat.completion"
-    choices = []
-    for choice in data["choices"]:
-        message = choice["message"]
-        reasoning_fields = [f for f in ("reasoning_content", "reasoning") if message.get(f) is not None]
-        assert len(reasoning_fields) <= 1, message
-        reasoning = None
-        if reasoning_fields:
-            reasoning = {"field": reasoning_fields[0], "text": message[reasoning_fields[0]]}
-        calls = []
-        for call in message.get("tool_calls") or []:
-            assert set(call) == {"id", "type", "function"}, call
-            assert set(call["function"]) == {"name", "arguments"}, call
-            calls.append(
-                {
-                    "id": call["id"],
-                    "type": call["type"],
-                    "name": call["function"]["name"],
-                    "arguments": call["function"]["arguments"],
-                }
-            )
-        logprobs = choice.get("logprobs")
-        if logprobs is not None:
-            logprobs = {
-                key: {"tokens": len(value), "text": "".join(t["token"] for t in value)}
-                if isinstance(value, list)
-                else value
-                for key, value in logprobs.items()
-            }
-        choices.append(
-            {
-                "index": choice["index"],
-                "role": message["role"],
-                "finish_reason": choice["finish_reason"],
-                "content": message["content"],
-                "refusal": message.get("refusal"),
-                "reasoning": reasoning,
-                "tool_calls": calls,
-                "logprobs": logprobs,
-                "message_extra": {k: v for k, v in message.items() if k not in MESSAGE_FIELDS},
-                "choice_extra": {k: v for k, v in choice.items() if k not in CHOICE_FIELDS},
-            }
-        )
-    return {
-        "id": data["id"],
-        "model": data["model"],
-        "created": data["created"],
-        "system_fingerprint": data.get("system_fingerprint"),
-        "usage": data["usage"],
-        "extra": {k: v for k, v in data.items() if k not in COMPLETION_FIELDS},
-        "choices": choices,
-    }
 
 
 def check_attribute_access(completion: Any, want: Dict[str, Any]) -> None:

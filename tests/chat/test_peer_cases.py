@@ -7,8 +7,8 @@ through the real client over a loopback ReplayServer (scope ``e2e``), or both.
 Every case must agree, or differ only where ``KNOWN`` names the deliberate
 difference and why (``../shared/peer-cases/README.md`` lists the peers'
 choices that are not ours). The files are read in place and never copied
-here; without ``../shared`` the tests skip. ``python tests/test_peer_cases.py``
-prints the summary.
+here; without ``../shared`` the tests skip.
+``PYTHONPATH=.:tests python tests/chat/test_peer_cases.py`` prints the summary.
 """
 
 from __future__ import annotations
@@ -379,7 +379,7 @@ def test_peer_case(case: Dict[str, Any]) -> None:
         assert problems, f"{case['id']} agrees now: remove it from KNOWN"
 
 
-if __name__ == "__main__":  # a summary: python tests/test_peer_cases.py
+if __name__ == "__main__":  # a summary: PYTHONPATH=.:tests python tests/chat/test_peer_cases.py
     agree = excused = 0
     for case in CASES:
         found = case_disagreements(case)

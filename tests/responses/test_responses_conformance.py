@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import importlib.util
 import json
-from pathlib import Path
 from types import ModuleType
 from typing import Any, Dict, List, Optional
 
 import pytest
+from conftest import EXPECTED_RESPONSES, RESPONSES_FIXTURES
 
 from openai_stream.engine._events import (
     CompletionEvent,
@@ -45,9 +45,8 @@ from openai_stream.responses._events import (
 )
 from openai_stream.transport._body import BodyReader
 
-HERE = Path(__file__).parent
-FIXTURES = HERE / "fixtures" / "responses"
-EXPECTED = HERE / "expected_responses"
+FIXTURES = RESPONSES_FIXTURES
+EXPECTED = EXPECTED_RESPONSES
 NAMES = sorted(p.stem for p in FIXTURES.glob("*.sse"))
 HIGH_LEVEL = {
     "content.delta",

@@ -12,15 +12,14 @@ import os
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 from typing import Iterator, Optional
 
 import pytest
+from conftest import ROOT
 
 from openai_stream import _logs
 from openai_stream.testing import ReplayServer, ScriptedResponse
 
-ROOT = Path(__file__).resolve().parent.parent
 KEY = "sk-logtest-0123456789abcdefSECRET"
 CHUNK = {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m",
          "choices": [{"index": 0, "delta": {"content": "hi"}, "finish_reason": "stop"}]}

@@ -17,8 +17,7 @@ from typing import Any, Iterator, List
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
-from conftest import SHARED_MISSING, SHARED_SSE
-from test_fixtures import EXPECTED, facts
+from conftest import EXPECTED, SHARED_MISSING, SHARED_SSE, facts
 
 import openai_stream
 from openai_stream.testing import ReplayServer, ScriptedResponse

@@ -16,14 +16,14 @@ from pathlib import Path
 from typing import Any, Dict, List
 
 import pytest
+from conftest import ROOT, TESTS
 
 from openai_stream.testing import RecordedRequest, ReplayServer, ScriptedResponse
 
 pytest.importorskip("openai")
 pytest.importorskip("pydantic")
 
-ROOT = Path(__file__).resolve().parent.parent
-SCRIPT = ROOT / "tests" / "porting" / "openai_python_chat.py"
+SCRIPT = TESTS / "porting" / "openai_python_chat.py"
 PORTED = {
     "import openai  # PORT: the import line": "import openai_stream as openai  # PORT: the import line",
     "client = openai.OpenAI(": "client = openai.Client(",

@@ -11,11 +11,10 @@ import os
 import threading
 import time
 from functools import partial
-from pathlib import Path
 from typing import Any, Callable
 
 import pytest
-from conftest import SSE_FIXTURES, delta
+from conftest import EXAMPLES, SSE_FIXTURES, delta
 from fault_server import FaultServer, chunk, head, sse
 
 import openai_stream
@@ -351,7 +350,7 @@ def test_client_close_stops_a_running_stream_and_releases_its_connection() -> No
 def test_threaded_app_example_cancels_one_stream_and_finishes_the_others() -> None:
     import importlib.util
 
-    path = Path(__file__).resolve().parent.parent / "examples" / "threaded_app.py"
+    path = EXAMPLES / "threaded_app.py"
     spec = importlib.util.spec_from_file_location("example_threaded_app", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)

@@ -12,10 +12,10 @@ import os
 import random
 import subprocess
 import sys
-from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 import pytest
+from conftest import EXPECTED_RESPONSES, PACKAGE, RESPONSES_FIXTURES, ROOT
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -52,9 +52,8 @@ from openai_stream.responses._events import (
     ResponseUsageEvent,
 )
 
-ROOT = Path(__file__).resolve().parent.parent
-FIXTURES = ROOT / "tests" / "fixtures" / "responses"
-EXPECTED = ROOT / "tests" / "expected_responses"
+FIXTURES = RESPONSES_FIXTURES
+EXPECTED = EXPECTED_RESPONSES
 
 
 # --------------------------------------------------------------------------- builders
@@ -740,7 +739,7 @@ def test_the_responses_modules_import_no_transport_or_emitter() -> None:
     """Imported without openai_stream/__init__.py (stubbed), they pull in no requests, sockets or pyee."""
     code = (
         "import sys, types\n"
-        f"pkg = types.ModuleType('openai_stream'); pkg.__path__ = [{str(ROOT / 'openai_stream')!r}]\n"
+        f"pkg = types.ModuleType('openai_stream'); pkg.__path__ = [{str(PACKAGE)!r}]\n"
         "sys.modules['openai_stream'] = pkg\n"
         "import openai_stream.responses._accumulator, openai_stream.responses._events\n"
         "bad = sorted(m for m in ('requests', 'urllib3', 'pyee', 'socket', 'ssl', 'http.client', 'selectors')"

@@ -12,16 +12,15 @@ from __future__ import annotations
 import json
 import ssl
 import threading
-from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import TLS
 from fault_server import FaultServer, chunk, dripping, head, refuse_port, script, stall
 from proxy_server import ForwardProxy
 
 import openai_stream
 
-TLS = Path(__file__).resolve().parent / "fixtures" / "tls"
 PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy", "no_proxy")
 
 

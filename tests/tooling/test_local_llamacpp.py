@@ -15,34 +15,21 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional
+from typing import Any, Dict, Iterator, List
 
 import pytest
 import requests
-from conftest import OWN_SSE
+from conftest import LOCAL_MISSING, OWN_SSE, ROOT
 
 import openai_stream
 from openai_stream import cli, local
 from openai_stream.testing import ReplayServer, ScriptedResponse
 
-ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = OWN_SSE  # the project's own recordings
 USER = [{"role": "user", "content": "Name three colors."}]
 
 
-def _local_missing() -> Optional[str]:
-    if sys.version_info < (3, 10):
-        return "xllamacpp needs Python 3.10+"
-    if importlib.util.find_spec("xllamacpp") is None:
-        return f"xllamacpp is not installed; install with: {local.INSTALL_HINT}"
-    try:
-        local.find_model()
-    except local.LocalServerError as exc:
-        return str(exc)
-    return None
-
-
-MISSING = _local_missing()
+MISSING = LOCAL_MISSING
 needs_model = pytest.mark.skipif(MISSING is not None, reason=f"local model unavailable: {MISSING}")
 
 

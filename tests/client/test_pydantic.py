@@ -16,10 +16,10 @@ import pickle
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 from typing import Any, Dict, Iterator, List, Literal, Optional, Union
 
 import pytest
+from conftest import ROOT
 
 pytest.importorskip("pydantic")
 from pydantic import BaseModel, Field, ValidationError
@@ -31,7 +31,6 @@ from openai_stream.engine import _events as engine_events
 from openai_stream.engine import _parsing as engine_parsing
 from openai_stream.testing import ReplayServer, ScriptedResponse
 
-ROOT = Path(__file__).resolve().parent.parent
 USER = [{"role": "user", "content": "Describe Ann."}]
 
 

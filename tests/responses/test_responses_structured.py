@@ -8,10 +8,10 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any, Dict, List
 
 import pytest
+from conftest import RESPONSES_FIXTURES
 
 pytest.importorskip("pydantic")
 from pydantic import BaseModel
@@ -20,7 +20,7 @@ import openai_stream
 from openai_stream.engine._events import ParsedContentDoneEvent
 from openai_stream.testing import ReplayServer, ScriptedResponse, split_sse_events
 
-FIXTURES = Path(__file__).parent / "fixtures" / "responses"
+FIXTURES = RESPONSES_FIXTURES
 
 
 class Person(BaseModel):

@@ -17,8 +17,7 @@ from pathlib import Path
 from typing import Dict, Iterable, List, Set, Tuple
 
 import pytest
-
-PACKAGE = Path(__file__).resolve().parent.parent / "openai_stream"
+from conftest import PACKAGE
 
 SANS_IO = [
     "openai_stream.errors",

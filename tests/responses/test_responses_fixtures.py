@@ -16,8 +16,9 @@ from types import ModuleType
 from typing import Any, Dict, List, Set, Tuple
 
 import pytest
+from conftest import RESPONSES_FIXTURES
 
-FIXTURES = Path(__file__).parent / "fixtures" / "responses"
+FIXTURES = RESPONSES_FIXTURES
 SSE_FILES = sorted(FIXTURES.glob("*.sse"))
 LLAMACPP = [p for p in SSE_FILES if p.name.startswith("llamacpp-")]
 OPENAI_SHAPED = [p for p in SSE_FILES if p.name.startswith("openai-")]

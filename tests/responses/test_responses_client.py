@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import json
 import threading
-from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
 import pytest
+from conftest import EXPECTED_RESPONSES, RESPONSES_FIXTURES
 from fault_server import FaultServer, chunk, close, head, script, sse, stall
 
 import openai_stream
@@ -35,9 +35,8 @@ from openai_stream.responses._events import (
 )
 from openai_stream.testing import ReplayServer, ScriptedResponse, split_sse_events
 
-HERE = Path(__file__).parent
-FIXTURES = HERE / "fixtures" / "responses"
-EXPECTED = HERE / "expected_responses"
+FIXTURES = RESPONSES_FIXTURES
+EXPECTED = EXPECTED_RESPONSES
 NAMES = sorted(p.stem for p in FIXTURES.glob("*.sse"))
 HIGH_LEVEL = (
     "content.delta",

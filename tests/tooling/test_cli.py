@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Dict, List
 
 import pytest
-from conftest import SSE_FIXTURES
+from conftest import EXPECTED_RESPONSES, RESPONSES_FIXTURES, ROOT, SSE_FIXTURES
 from fault_server import FaultServer, head, reset, script
 from fault_server import chunk as http_chunk
 
@@ -19,7 +19,6 @@ import openai_stream
 from openai_stream import ErrorEvent, cli
 from openai_stream.testing import ReplayServer, ScriptedResponse, demo_transcripts, split_sse_events
 
-ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = SSE_FIXTURES
 KEY = "sk-test-cli-0123456789secret"
 
@@ -528,8 +527,8 @@ def test_chat_help_gives_the_local_default_model(capsys: Any) -> None:
 
 
 # --------------------------------------------------------------------------- the Responses API (issue 12 §9)
-RESPONSES = ROOT / "tests" / "fixtures" / "responses"
-RESPONSES_EXPECTED = ROOT / "tests" / "expected_responses"
+RESPONSES = RESPONSES_FIXTURES
+RESPONSES_EXPECTED = EXPECTED_RESPONSES
 
 
 def expected_response(name: str) -> Dict[str, Any]:

@@ -16,6 +16,7 @@ import threading
 from typing import Any, Dict, List, Optional
 
 import pytest
+from conftest import RESPONSES_FIXTURES
 
 import openai_stream
 from openai_stream.engine import _metrics
@@ -311,13 +312,11 @@ def test_weighted_median_and_usage_sums() -> None:
 
 def test_a_resumed_responses_stream_counts_both_bodies_and_the_resume() -> None:
     """A body cut after event 9, resumed from there: every chunk counted once, one retry, two attempts."""
-    from pathlib import Path
-
     from fault_server import FaultServer, chunk, head, reset, script
 
     from openai_stream.testing import split_sse_events
 
-    fixture = Path(__file__).parent / "fixtures" / "responses" / "openai-text.sse"
+    fixture = RESPONSES_FIXTURES / "openai-text.sse"
     events = split_sse_events(fixture.read_bytes())
     handlers = [
         script(head(), chunk(b"".join(events[:10])), reset()),

@@ -12,15 +12,13 @@ import contextlib
 import io
 import json
 import re
-from pathlib import Path
 from typing import Any, Dict, List
 
 import pytest
-from conftest import SHARED_MISSING, SHARED_SSE
+from conftest import EXPECTED_RESPONSES, RESPONSES_FIXTURES, ROOT, SHARED_MISSING, SHARED_SSE
 
 from openai_stream.testing import ReplayServer, ScriptedResponse
 
-ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.rst").read_text(encoding="utf-8")
 
 
@@ -80,7 +78,7 @@ def test_the_quickstart_shows_a_model_as_response_format_and_azure_and_it_runs(
 
 def test_the_section_for_openai_python_users_is_there() -> None:
     section = README.split("\nComing from openai-python\n", 1)[1].split("\nEvents\n", 1)[0]
-    assert "import openai_stream as openai" in section and "tests/test_porting.py" in section
+    assert "import openai_stream as openai" in section and "tests/project/test_porting.py" in section
     assert "What differs on purpose" in section
 
 
@@ -96,8 +94,8 @@ def test_the_first_section_runs_one_handler_on_a_chat_and_a_responses_stream() -
         {"id": "c", "choices": [{"index": 0, "delta": {"content": "Hello"}, "finish_reason": None}]},
         {"id": "c", "choices": [{"index": 0, "delta": {"content": " chat"}, "finish_reason": "stop"}]},
     ]
-    responses = (ROOT / "tests" / "fixtures" / "responses" / "openai-text.sse").read_bytes()
-    expected = json.loads((ROOT / "tests" / "expected_responses" / "openai-text.json").read_text("utf-8"))
+    responses = (RESPONSES_FIXTURES / "openai-text.sse").read_bytes()
+    expected = json.loads((EXPECTED_RESPONSES / "openai-text.json").read_text("utf-8"))
     from openai_stream.testing import split_sse_events
 
     scripted = [ScriptedResponse.from_chunks(chat), ScriptedResponse(events=split_sse_events(responses))]

@@ -13,16 +13,16 @@ from __future__ import annotations
 
 import json
 import threading
-from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import pytest
+from conftest import RESPONSES_FIXTURES
 
 import openai_stream
 from openai_stream import MaxRoundsExceededError, ToolCallMismatchError, tool
 from openai_stream.testing import ReplayServer, ScriptedResponse, split_sse_events
 
-FIXTURES = Path(__file__).parent / "fixtures" / "responses"
+FIXTURES = RESPONSES_FIXTURES
 WAIT = 10.0
 
 

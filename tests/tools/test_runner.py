@@ -5,11 +5,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import threading
-from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import pytest
-from conftest import SSE_FIXTURES
+from conftest import EXAMPLES, SSE_FIXTURES
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
@@ -592,7 +591,7 @@ def test_message_events_carry_each_appended_message(
 def test_tools_example_runs_both_tools_and_answers(capsys: pytest.CaptureFixture[str]) -> None:
     import importlib.util
 
-    path = Path(__file__).resolve().parent.parent / "examples" / "tools.py"
+    path = EXAMPLES / "tools.py"
     spec = importlib.util.spec_from_file_location("example_tools", path)
     assert spec is not None and spec.loader is not None
     example: Any = importlib.util.module_from_spec(spec)

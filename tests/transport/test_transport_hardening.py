@@ -18,17 +18,16 @@ import socket
 import ssl
 import time
 import warnings
-from pathlib import Path
 from typing import Any
 
 import pytest
 import urllib3
+from conftest import TLS
 from fault_server import FaultServer, chunk, head, raw, read_request, refuse_port, script
 
 import openai_stream
 from openai_stream.transport import _http
 
-TLS = Path(__file__).resolve().parent / "fixtures" / "tls"
 KEY = "sk-test/Zq9x1234secret"  # a "/" so that JSON can escape it as "\/"
 CHUNK = {"id": "c1", "choices": [{"index": 0, "delta": {"content": "ok"}, "finish_reason": "stop"}]}
 SSE_OK = b"data: " + json.dumps(CHUNK).encode() + b"\n\ndata: [DONE]\n\n"

@@ -18,11 +18,10 @@ from pathlib import Path
 from typing import List
 
 import pytest
+from conftest import ROOT
 
 import openai_stream.local
 from openai_stream._version import __distribution__
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def setup_cfg() -> configparser.ConfigParser:

@@ -13,10 +13,10 @@ import gc
 import json
 import logging
 import threading
-from pathlib import Path
 from typing import Any, Dict, Iterator, List, Set, Tuple
 
 import pytest
+from conftest import LOCAL_MISSING, RESPONSES_FIXTURES
 
 pytest.importorskip("opentelemetry.sdk", reason="the otel extra is not installed: pip install -e '.[otel]'")
 
@@ -542,12 +542,6 @@ def test_provider_names_come_from_the_base_url() -> None:
 
 # --------------------------------------------------------------------------- the local model
 
-try:
-    from test_local_llamacpp import MISSING as LOCAL_MISSING
-except Exception as exc:  # pragma: no cover - the module itself failed to import
-    LOCAL_MISSING = str(exc)
-
-
 @pytest.mark.skipif(LOCAL_MISSING is not None, reason=f"local model unavailable: {LOCAL_MISSING}")
 def test_against_the_local_llamacpp_model(telemetry: Telemetry) -> None:
     from openai_stream import local
@@ -580,7 +574,7 @@ def test_against_the_local_llamacpp_model(telemetry: Telemetry) -> None:
 
 # --------------------------------------------------------------------------- the Responses API
 
-RESPONSES = Path(__file__).parent / "fixtures" / "responses"
+RESPONSES = RESPONSES_FIXTURES
 
 
 def completed_response(name: str) -> Dict[str, Any]:
