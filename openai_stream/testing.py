@@ -7,8 +7,10 @@ Use it to test code built on ``openai_stream`` without a network::
     with ReplayServer([ScriptedResponse.from_chunks([{"choices": []}])]) as server:
         ...  # point the client at server.base_url
 
-Pytest users can enable the ``replay_server`` fixture with
-``pytest_plugins = ["openai_stream.testing"]``; pytest itself stays optional.
+Under pytest, the ``replay_server`` fixture gives each test a started server
+with an empty queue: installing the package registers it through a ``pytest11``
+entry point (the top-level module ``_openai_stream_pytestplugin``), so no
+``pytest_plugins`` line is needed. This module never imports pytest.
 """
 
 from __future__ import annotations
@@ -367,14 +369,3 @@ def demo_server(name: str = "llamacpp-content-usage", *, delay: float = 0.0) -> 
     with ReplayServer([response]) as server:
         yield server
 
-
-# The fixture only matters under pytest, which is then already imported; elsewhere (the CLI,
-# scripts) importing pytest would only add its import time.
-if "pytest" in sys.modules:
-    import pytest
-
-    @pytest.fixture(name="replay_server")
-    def replay_server() -> Iterator[ReplayServer]:
-        """A started :class:`ReplayServer` with an empty queue, closed after the test."""
-        with ReplayServer() as server:
-            yield server

@@ -78,6 +78,20 @@ LOCAL_MISSING = _local_missing()
 """Why the local llama.cpp model cannot run here, or None when it can."""
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Register the package's pytest plugin (``replay_server``) where its entry point did not.
+
+    An install made before the ``pytest11`` entry point existed, or
+    ``PYTEST_DISABLE_PLUGIN_AUTOLOAD``, leaves it out; the suite still needs the
+    fixture. Whether installing the package registers it is tested by
+    ``tooling/test_pytest_plugin.py`` in a pytest of its own.
+    """
+    if not config.pluginmanager.has_plugin("openai_stream"):
+        import _openai_stream_pytestplugin
+
+        config.pluginmanager.register(_openai_stream_pytestplugin, "openai_stream")
+
+
 def delta(content: str, finish: Optional[str] = None, index: int = 0) -> Dict[str, Any]:
     """A chat chunk carrying one content fragment (and a finish reason) for choice ``index``."""
     choice: Dict[str, Any] = {"index": index, "delta": {"content": content}, "finish_reason": finish}

@@ -35,7 +35,6 @@ from openai_stream.testing import (
     ScriptedResponse,
     split_sse_events,
 )
-from openai_stream.testing import replay_server as replay_server_fixture  # noqa: F401 - registers the fixture
 
 SSE_FILES = sorted(SSE_FIXTURES.glob("*.sse"))
 EVENTS = [b'data: {"a": 1}\n\n', b'data: {"b": 2}\n\n', b"data: [DONE]\n\n"]
