@@ -10,10 +10,11 @@ the runner's running round ``self._stream``.
 from __future__ import annotations
 
 import ast
-from pathlib import Path
 from typing import List
 
-RUNNER = Path(__file__).resolve().parent.parent / "openai_stream" / "tools" / "_runner.py"
+from conftest import PACKAGE
+
+RUNNER = PACKAGE / "tools" / "_runner.py"
 
 
 def is_stream(node: ast.expr) -> bool:
