@@ -23,6 +23,7 @@ import difflib
 import enum
 import math
 import re
+from collections import abc
 from typing import Any, Collection, Dict, FrozenSet, Mapping, Optional
 
 __all__ = [
@@ -183,7 +184,7 @@ def to_json(value: Any, path: str) -> Any:
         if not math.isfinite(value):
             raise TypeError(f"{path} is {value!r}, which JSON cannot carry; send a finite number")
         return value
-    if isinstance(value, Mapping):
+    if isinstance(value, abc.Mapping):  # collections.abc: typing's alias is slower to check
         result: Dict[str, Any] = {}
         for key, item in value.items():
             if not isinstance(key, str):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections import abc
 from typing import TYPE_CHECKING, Any, Dict, Iterable, Mapping, Optional, Sequence, Union
 
 from .._params import CHAT_COMPLETIONS_PARAMS, REQUEST_OPTIONS, check_params, request_body
@@ -238,6 +239,6 @@ def _validate_choices(data: Dict[str, Any], parse: ModelParser) -> None:
 
 def _listed(messages: Iterable[Any]) -> Any:
     """The messages as a list (a generator is read once, here); a dict or string is left to be refused."""
-    if isinstance(messages, (Mapping, str, bytes)) or not isinstance(messages, Iterable):
+    if isinstance(messages, (abc.Mapping, str, bytes)) or not isinstance(messages, abc.Iterable):
         return messages
     return list(messages)

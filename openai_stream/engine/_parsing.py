@@ -9,6 +9,7 @@ so far and the text of a string still being written.
 from __future__ import annotations
 
 import json
+from collections import abc
 from typing import Any, Mapping, Optional
 
 import jiter
@@ -70,7 +71,7 @@ def parse_partial(text: str) -> Any:
 
 def wants_json(response_format: Optional[Mapping[str, Any]]) -> bool:
     """Whether a request's ``response_format`` asks for JSON content (``json_schema`` or ``json_object``)."""
-    return isinstance(response_format, Mapping) and response_format.get("type") in (
+    return isinstance(response_format, abc.Mapping) and response_format.get("type") in (
         "json_schema",
         "json_object",
     )

@@ -41,6 +41,7 @@ from __future__ import annotations
 import collections
 import difflib
 import threading
+from collections import OrderedDict
 from typing import (
     TYPE_CHECKING,
     Any,
@@ -294,14 +295,19 @@ class BaseStream(EventEmitter, Generic[R]):
     def _add_event_handler(self, event: str, k: Callable[..., Any], v: Callable[..., Any]) -> None:
         # on, once, add_listener and their decorator forms all arrive here.
         self._check_event_name(event)
-        super()._add_event_handler(event, k, v)
+        if "new_listener" in self._handlers:  # pyee's announcement, for whoever listens to it
+            self.emit("new_listener", event, k)
         with self._lock:
-            self._publish_handlers()
+            found = self._events.get(event)
+            if found is None:
+                found = self._events[event] = OrderedDict()
+            found[k] = v
+            self._publish_handlers(event)
 
     def _remove_listener(self, event: str, f: Callable[..., Any]) -> None:
         # pyee calls this with self._lock held.
         super()._remove_listener(event, f)
-        self._publish_handlers()
+        self._publish_handlers(event)
 
     def remove_all_listeners(self, event: Optional[str] = None) -> None:
         """Remove every listener of ``event``, or of all events when ``event`` is None."""
@@ -310,7 +316,7 @@ class BaseStream(EventEmitter, Generic[R]):
                 self._events = {}
             else:
                 self._events.pop(event, None)
-            self._publish_handlers()
+            self._publish_handlers(event)
 
     def listeners(self, event: str) -> List[Callable[..., Any]]:
         """The listeners of ``event``, in the order they were added."""
@@ -327,9 +333,21 @@ class BaseStream(EventEmitter, Generic[R]):
         if self._event_types is not None:
             check_event_name(type(self).__name__, event, self._event_types, self._event_aliases)
 
-    def _publish_handlers(self) -> None:
-        """Replace the loop's snapshot of the listeners (caller holds ``self._lock``)."""
-        handlers = {name: tuple(found.values()) for name, found in self._events.items() if found}
+    def _publish_handlers(self, event: Optional[str] = None) -> None:
+        """Replace the loop's snapshot of the listeners of ``event`` (of all, if None).
+
+        The caller holds ``self._lock``. The snapshot is a new dict each time,
+        never one changed in place: the loop reads it without the lock.
+        """
+        if event is None:
+            handlers = {name: tuple(found.values()) for name, found in self._events.items() if found}
+        else:
+            handlers = dict(self._handlers)
+            found = self._events.get(event)
+            if found:
+                handlers[event] = tuple(found.values())
+            else:
+                handlers.pop(event, None)
         self._want_raw = not self._raw_event_types.isdisjoint(handlers)
         self._handlers = handlers
 
