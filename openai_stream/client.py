@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Callable, Dict, Mapping, Optional, TypeVar, Union, overload
+from typing import Any, Callable, Dict, Mapping, Optional, Tuple, TypeVar, Union, overload
 
 from .chat._resource import Chat
 from .engine._stream import check_idle_timeout
@@ -219,6 +219,15 @@ class Client:
         check_max_event_bytes(value)
         self._max_event_bytes = value
         self._settings["max_event_bytes"] = value
+
+    def _stream_limits(
+        self, max_event_bytes: Optional[int], idle_timeout: Optional[float]
+    ) -> Tuple[int, Optional[float]]:
+        """A stream's ``max_event_bytes`` and ``idle_timeout``: the request's (checked), else the client's."""
+        return (
+            self.max_event_bytes if max_event_bytes is None else check_max_event_bytes(max_event_bytes),
+            self.idle_timeout if idle_timeout is None else idle_timeout,
+        )
 
     @property
     def max_connections(self) -> int:

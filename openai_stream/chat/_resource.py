@@ -18,7 +18,7 @@ from ..errors import (
     error_from_payload,
     is_error_payload,
 )
-from ..transport._http import TimeoutTypes, check_max_event_bytes, read_json
+from ..transport._http import TimeoutTypes, read_json
 from ._accumulator import set_parsed
 from ._completion import APIObject, ChatCompletion
 from ._stream import ChatCompletionStream
@@ -149,16 +149,15 @@ class Completions:
             {"model": model, "messages": _listed(messages), **params, "stream": True}, extra_body
         )
         client = self._client
+        limits = client._stream_limits(max_event_bytes, idle_timeout)
         return ChatCompletionStream(
             client._transport,
             body,
             timeout=timeout,
             max_retries=max_retries,
             extra_headers=extra_headers,
-            max_event_bytes=(
-                client.max_event_bytes if max_event_bytes is None else check_max_event_bytes(max_event_bytes)
-            ),
-            idle_timeout=idle_timeout if idle_timeout is not None else client.idle_timeout,
+            max_event_bytes=limits[0],
+            idle_timeout=limits[1],
             extra_query=extra_query,
             path=client._route("chat/completions", body),
             parse=parse,

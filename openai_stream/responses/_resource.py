@@ -20,7 +20,7 @@ from ..errors import (
     is_error_payload,
 )
 from ..tools._tool import Tool
-from ..transport._http import TimeoutTypes, check_max_event_bytes, read_json
+from ..transport._http import TimeoutTypes, read_json
 from ..transport._trace import traced
 from ._response import Response, output_text
 from ._stream import ResponseStream
@@ -187,16 +187,15 @@ class Responses:
                     "resume=True needs background=True: only a background response can be streamed again "
                     "from where it broke (GET /responses/{id}?stream=true)"
                 )
+        limits = client._stream_limits(max_event_bytes, idle_timeout)
         return ResponseStream(
             client._transport,
             body,
             timeout=timeout,
             max_retries=max_retries,
             extra_headers=extra_headers,
-            max_event_bytes=(
-                client.max_event_bytes if max_event_bytes is None else check_max_event_bytes(max_event_bytes)
-            ),
-            idle_timeout=idle_timeout if idle_timeout is not None else client.idle_timeout,
+            max_event_bytes=limits[0],
+            idle_timeout=limits[1],
             extra_query=extra_query,
             path=client._route("responses", body),
             parse=parse,
