@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar, Dict, FrozenSet, Mapp
 
 from ..chat._stream import OPENAI_PYTHON_EVENTS
 from ..engine._stream import BaseStream
+from ..errors import NotFoundError
 from ..transport._http import Timeout, TimeoutTypes, Transport
 from ..transport._sse import DEFAULT_MAX_EVENT_BYTES
 from ._accumulator import ResponseAccumulator
@@ -174,14 +175,18 @@ class ResponseStream(BaseStream[Response]):
         return query
 
     def _get(self, response_id: str, starting_after: Optional[int], limits: Timeout) -> requests.Response:
-        return self._transport.get(
-            f"{self._request_path.rstrip('/')}/{response_id}",
-            stream=True,
-            timeout=limits,
-            max_retries=self._max_retries,
-            extra_headers=self._extra_headers,
-            extra_query=self._query(starting_after),
-        )
+        try:
+            return self._transport.get(
+                f"{self._request_path.rstrip('/')}/{response_id}",
+                stream=True,
+                timeout=limits,
+                max_retries=self._max_retries,
+                extra_headers=self._extra_headers,
+                extra_query=self._query(starting_after),
+            )
+        except NotFoundError as exc:
+            # The generic 404 hint ("check the model name and base_url") is wrong here.
+            raise _response_not_found(exc, response_id, resuming=self._response_id is None) from None
 
     def _send(self, limits: Timeout) -> requests.Response:
         if self._response_id is not None:
@@ -221,3 +226,37 @@ class ResponseStream(BaseStream[Response]):
         response = self._get(response_id, after, limits)
         self.resumes = attempt
         return response
+
+
+def _response_not_found(error: NotFoundError, response_id: str, *, resuming: bool) -> NotFoundError:
+    """``error`` (a 404 to ``GET /responses/{id}?stream=true``) saying what it means there and what to do.
+
+    The fields (status, headers, body, request id, the HTTP response) are
+    kept; the engine attaches the response received so far as ``completion``.
+    """
+    detail = error.body.get("message") if isinstance(error.body, Mapping) else None
+    what = "resume the broken stream" if resuming else "stream it"
+    message = (
+        f"HTTP 404: response {response_id!r} was not found, so openai_stream could not {what}"
+        f"{f' (the server said: {detail})' if isinstance(detail, str) and detail else ''}. "
+        "Only a response created with background=True and store not false can be streamed again, "
+        "while the server keeps it: it may not have been stored, may have expired, or may belong "
+        "to another project or API key. Send the request again as a new response"
+        + ("; what arrived before the break is on error.completion." if resuming else ".")
+    )
+    if error.request_id:
+        message += f" [request id {error.request_id}]"
+    found = NotFoundError(
+        message,
+        status_code=error.status_code,
+        headers=error.headers,
+        request_id=error.request_id,
+        body=error.body,
+        payload=error.payload,
+        code=error.code,
+        type=error.type,
+        param=error.param,
+        completion=error.completion,
+        response=error.response,
+    )
+    return found

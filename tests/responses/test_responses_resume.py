@@ -211,3 +211,51 @@ def test_the_arguments_of_a_resume_are_checked() -> None:
         client.responses.stream(response_id="a/b")
     with pytest.raises(TypeError, match="sequence_number"):
         client.responses.stream(response_id="resp_1", starting_after="3")  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------- a response not there
+# OpenAI's answer to GET /responses/{id} for an id it does not hold: 404 with an invalid_request_error.
+MISSING = {
+    "error": {
+        "message": f"Response with id '{RESPONSE_ID}' not found.",
+        "type": "invalid_request_error",
+        "param": None,
+        "code": None,
+    }
+}
+
+
+def assert_says_the_response_is_gone(error: openai_stream.NotFoundError) -> None:
+    text = str(error)
+    assert error.status_code == 404 and RESPONSE_ID in text and "not found" in text
+    assert "background=True" in text and "store" in text and "expired" in text and "project" in text
+    assert "check the model name" not in text  # the generic 404 hint names the wrong cause here
+    assert error.body == MISSING["error"]
+    assert error.request_id == "req_gone" and "req_gone" in text
+
+
+def test_a_resume_of_a_response_the_server_does_not_have_says_so_with_the_partial_response() -> None:
+    first = ScriptedResponse(events=EVENTS[:7], chunked=False)  # ends after event 6, then the GET
+    gone = ScriptedResponse(status=404, body=MISSING, headers={"x-request-id": "req_gone"})
+    with ReplayServer([first, gone]) as server, client_for(server, max_retries=1) as client:
+        stream = client.responses.stream(model="m", input="hi", background=True, resume=True)
+        with pytest.raises(openai_stream.NotFoundError) as caught:
+            stream.until_done()
+    assert [r.method for r in server.requests] == ["POST", "GET"]
+    assert_says_the_response_is_gone(caught.value)
+    assert "error.completion" in str(caught.value)
+    partial = caught.value.completion
+    assert partial.id == RESPONSE_ID and partial.output_text
+    assert EXPECTED["output_text"].startswith(partial.output_text)
+    assert isinstance(caught.value.__cause__, openai_stream.StreamInterruptedError)
+
+
+def test_streaming_a_response_id_the_server_does_not_have_says_so() -> None:
+    gone = ScriptedResponse(status=404, body=MISSING, headers={"x-request-id": "req_gone"})
+    with ReplayServer([gone]) as server, client_for(server) as client:
+        stream = client.responses.stream(response_id=RESPONSE_ID, starting_after=8)
+        with pytest.raises(openai_stream.NotFoundError) as caught:
+            stream.until_done()
+    assert server.requests[0].path == f"/v1/responses/{RESPONSE_ID}?stream=true&starting_after=8"
+    assert_says_the_response_is_gone(caught.value)
+    assert caught.value.completion is None  # nothing of the response arrived
