@@ -65,9 +65,12 @@ class AzureClient(Client):
     replaces ``azure_endpoint`` for a gateway that exposes Azure's paths
     elsewhere (``https://gateway/openai`` or ``.../openai/deployments/NAME``).
 
-    The other settings are the :class:`~openai_stream.Client`'s. OpenAI's
-    ``OPENAI_API_KEY``, ``OPENAI_BASE_URL``, ``OPENAI_ORG_ID`` and
-    ``OPENAI_PROJECT_ID`` are not read: they belong to another service.
+    ``organization`` and ``project`` (``OPENAI_ORG_ID``, ``OPENAI_PROJECT_ID``)
+    are sent as ``OpenAI-Organization`` and ``OpenAI-Project`` headers, as
+    openai-python's ``AzureOpenAI`` sends them; ``default_headers`` win over
+    them. The other settings are the :class:`~openai_stream.Client`'s.
+    OpenAI's ``OPENAI_API_KEY`` and ``OPENAI_BASE_URL`` are not read: they
+    belong to another service.
     """
 
     def __init__(
@@ -79,6 +82,8 @@ class AzureClient(Client):
         api_key: Optional[str] = None,
         azure_ad_token: Optional[str] = None,
         azure_ad_token_provider: Optional[AzureADTokenProvider] = None,
+        organization: Optional[str] = None,
+        project: Optional[str] = None,
         base_url: Optional[str] = None,
         timeout: TimeoutTypes = DEFAULT_TIMEOUT,
         max_retries: int = 2,
@@ -107,6 +112,10 @@ class AzureClient(Client):
             )
         if api_version is None:
             api_version = os.environ.get("OPENAI_API_VERSION") or None
+        if organization is None:
+            organization = os.environ.get("OPENAI_ORG_ID") or None
+        if project is None:
+            project = os.environ.get("OPENAI_PROJECT_ID") or None
         if base_url is None:
             if azure_endpoint is None:
                 azure_endpoint = os.environ.get("AZURE_OPENAI_ENDPOINT") or None
@@ -142,6 +151,8 @@ class AzureClient(Client):
             "api_key": api_key,
             "azure_ad_token": azure_ad_token,
             "azure_ad_token_provider": azure_ad_token_provider,
+            "organization": organization,
+            "project": project,
             "base_url": None if azure_endpoint is not None else base_url,
             "timeout": timeout,
             "max_retries": max_retries,
@@ -154,13 +165,19 @@ class AzureClient(Client):
         }
         self.api_version = api_version
         self.azure_deployment = azure_deployment
-        self.organization = None
-        self.project = None
+        self.organization = organization
+        self.project = project
         self._azure_ad_token = azure_ad_token
         self._azure_ad_token_provider = azure_ad_token_provider
         self._api_key = api_key
         self._v1 = v1
         self._root = root
+        headers: Dict[str, str] = {}
+        if organization:
+            headers["OpenAI-Organization"] = organization
+        if project:
+            headers["OpenAI-Project"] = project
+        headers.update(default_headers or {})
         query = dict(default_query or {})
         if api_version is not None and api_version not in _V1_VERSIONS:
             query["api-version"] = api_version
@@ -169,7 +186,7 @@ class AzureClient(Client):
             base_url=base_url,
             timeout=timeout,
             max_retries=max_retries,
-            default_headers=dict(default_headers or {}),
+            default_headers=headers,
             default_query=query,
             max_connections=max_connections,
             max_event_bytes=max_event_bytes,

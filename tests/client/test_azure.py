@@ -209,6 +209,45 @@ def test_with_options_switches_credentials_and_version_over_the_same_pool(server
     assert server.connections == 1
 
 
+def test_organization_and_project_headers_as_openai_pythons_azure_client_sends_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # openai-python's AzureOpenAI takes organization and project (OPENAI_ORG_ID, OPENAI_PROJECT_ID)
+    # and sends them as OpenAI-Organization and OpenAI-Project.
+    answers = [ScriptedResponse.from_chunks(CHUNKS) for _ in range(5)]
+    with ReplayServer(answers) as server:
+        client = openai_stream.AzureClient(
+            azure_endpoint=endpoint(server), api_version="2024-10-21", api_key="k1234",
+            organization="org-az", project="proj-az",
+        )
+        assert (client.organization, client.project) == ("org-az", "proj-az")
+        copy = client.with_options(max_retries=0, default_headers={"X-Extra": "1"})
+        moved = client.with_options(project="proj-2")
+        monkeypatch.setenv("OPENAI_ORG_ID", "org-env")
+        monkeypatch.setenv("OPENAI_PROJECT_ID", "proj-env")
+        from_env = openai_stream.AzureClient(
+            azure_endpoint=endpoint(server), api_version="2024-10-21", api_key="k1234"
+        )
+        monkeypatch.delenv("OPENAI_ORG_ID")
+        monkeypatch.delenv("OPENAI_PROJECT_ID")
+        bare = openai_stream.AzureClient(
+            azure_endpoint=endpoint(server), api_version="2024-10-21", api_key="k"
+        )
+        for each in (client, copy, moved, from_env, bare):
+            each.chat.completions.stream(model="gpt-4o", messages=USER).until_done()
+    sent = [(r.headers.get("OpenAI-Organization"), r.headers.get("OpenAI-Project")) for r in server.requests]
+    assert sent == [
+        ("org-az", "proj-az"),
+        ("org-az", "proj-az"),
+        ("org-az", "proj-2"),
+        ("org-env", "proj-env"),
+        (None, None),
+    ]
+    assert server.requests[1].headers["X-Extra"] == "1"
+    assert all(split(r.path) == (DEPLOYED, [("api-version", "2024-10-21")]) for r in server.requests)
+    assert server.requests[0].headers["api-key"] == "k1234"
+
+
 def test_the_key_and_tokens_are_redacted_from_errors() -> None:
     echo = {"error": {"message": "bad key azure-secret-key and token Bearer tok-secret-1", "type": "x"}}
     with ReplayServer([ScriptedResponse.json(echo, status=400)]) as server:
