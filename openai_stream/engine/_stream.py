@@ -75,7 +75,7 @@ from ..hooks import Hooks, StreamEndInfo, StreamStartInfo
 from ..transport import _fork
 from ..transport._body import BodyReader
 from ..transport._cancel import BodyControl, CancelScope, bound
-from ..transport._http import Timeout, TimeoutTypes, Transport, as_timeout, iter_body
+from ..transport._http import IdleTimeout, Timeout, TimeoutTypes, Transport, as_timeout, iter_body
 from ..transport._sse import DEFAULT_MAX_EVENT_BYTES
 from ..transport._trace import traced
 from . import _metrics
@@ -534,7 +534,7 @@ class BaseStream(EventEmitter, Generic[R]):
         limits = as_timeout(self._timeout) if self._timeout is not None else self._transport.timeout
         idle = self._idle_timeout
         if idle is not None and (limits.read is None or idle < limits.read):
-            return Timeout(connect=limits.connect, read=idle)
+            return IdleTimeout(connect=limits.connect, read=idle)  # the type names the setting in errors
         return limits
 
     def _run(self, yielding: bool = True) -> Iterator[Event]:

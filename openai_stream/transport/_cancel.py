@@ -184,7 +184,7 @@ def check_cancelled() -> None:
 
 def _headers_timeout(seconds: Any) -> socket.timeout:
     # socket.timeout: urllib3 reports it as a read timeout, like a single read that timed out.
-    return socket.timeout(f"the response headers did not all arrive within the read timeout ({seconds:g} s)")
+    return socket.timeout(f"the response headers did not all arrive within the read limit ({seconds:g} s)")
 
 
 # More interim (1xx) answers than this before the final one: the server is not speaking HTTP.

@@ -124,6 +124,16 @@ class Timeout:
         return f"Timeout(connect={self.connect}, read={self.read})"
 
 
+class IdleTimeout(Timeout):
+    """A stream's :class:`Timeout` whose ``read`` is its ``idle_timeout`` (shorter than the read timeout).
+
+    The same limits; the type only tells an error message which setting
+    fired, so it names ``idle_timeout=`` rather than ``timeout=``.
+    """
+
+    __slots__ = ()
+
+
 def _seconds(value: Any, what: str) -> Optional[float]:
     """``value`` as seconds: None (and infinity) for no limit; anything not above 0 is refused."""
     if value is None:
@@ -418,7 +428,8 @@ class Transport:
         url = path if path.startswith(("http://", "https://")) else endpoint_url(self.base_url, path)
         url = with_query(url, self.default_query, extra_query)
         retries = self.max_retries if max_retries is None else max_retries
-        limits = (as_timeout(timeout) if timeout is not None else self.timeout).as_requests()
+        timeouts = as_timeout(timeout) if timeout is not None else self.timeout
+        limits = timeouts.as_requests()
         if extra_headers:
             for name, value in extra_headers.items():
                 if value is not None:  # None leaves a header out
@@ -473,10 +484,10 @@ class Transport:
                             _root_cause(record.error or exc),
                         )
                         if trace is not None or hooks.active:
-                            stale = self._connection_error(exc, record)
+                            stale = self._connection_error(exc, record, timeouts)
                             self._note_retry(trace, url, number, stale, None, 0.0, counted=False)
                         continue
-                    error = self._connection_error(exc, record)
+                    error = self._connection_error(exc, record, timeouts)
                     if attempt >= retries or not _retryable(record, replayable) or _untrusted(exc):
                         raise error from exc
                     fresh = True  # a connection that just failed says nothing good about its pool-mates
@@ -586,8 +597,15 @@ class Transport:
         parts = urlsplit(url)
         return f"{parts.scheme}://{self._host}{parts.path}"
 
-    def _connection_error(self, exc: requests.RequestException, record: Attempt) -> APIConnectionError:
-        """The typed error for a request that got no answer: what failed, and what to check."""
+    def _connection_error(
+        self, exc: requests.RequestException, record: Attempt, timeouts: Timeout
+    ) -> APIConnectionError:
+        """The typed error for a request that got no answer: what failed, and what to check.
+
+        ``timeouts`` are the request's: a read timeout names the setting its
+        limit came from (``idle_timeout=`` for a stream whose idle limit is the
+        shorter, else the read part of ``timeout=``).
+        """
         host = self._host
         cause = record.error
         if isinstance(exc, requests.exceptions.SSLError):
@@ -609,10 +627,7 @@ class Transport:
                 "Timeout(connect=...)"
             )
         if isinstance(exc, requests.Timeout):
-            return APITimeoutError(
-                f"{host} took the request but sent no answer within the read timeout; raise "
-                "Timeout(read=...) if the model is slow to answer"
-            )
+            return APITimeoutError(f"{host} took the request but {_headers_late(timeouts)}")
         if _caused_by(exc, socket.gaierror) or _caused_by(exc, urllib3.exceptions.NameResolutionError):
             return APIConnectionError(
                 f"could not resolve the host name of {host} ({self.redact(_root_cause(exc))}); "
@@ -943,6 +958,22 @@ def body_reader(response: requests.Response) -> Callable[[int], bytes]:
         return fp.read1
     raw.decode_content = True
     return raw.read1  # type: ignore[no-any-return]
+
+
+def _headers_late(timeouts: Timeout) -> str:
+    """A read timeout before the response headers: which limit fired, and which setting raises it."""
+    seconds = "" if timeouts.read is None else f" within {timeouts.read:g} s"
+    if isinstance(timeouts, IdleTimeout):
+        return (
+            f"its response headers did not all arrive{seconds}, the stream's idle_timeout (which also "
+            "bounds the wait for the headers when it is shorter than the read timeout); raise "
+            "idle_timeout= (None for no limit) if the model is slow to start answering"
+        )
+    return (
+        f"its response headers did not all arrive{seconds}, the read part of timeout= (which bounds "
+        "the whole wait for the headers); raise it, timeout=Timeout(connect=..., read=...) or a larger "
+        "timeout=, if the model is slow to start answering"
+    )
 
 
 def content_codings(header: Optional[str]) -> List[str]:

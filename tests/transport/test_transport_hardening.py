@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 import urllib3
 from conftest import TLS
-from fault_server import FaultServer, chunk, head, raw, read_request, refuse_port, script
+from fault_server import FaultServer, chunk, head, raw, read_request, refuse_port, script, stall
 
 import openai_stream
 from openai_stream.transport import _http
@@ -347,6 +347,47 @@ def test_headers_dribbled_one_byte_at_a_time_are_bounded_by_the_read_or_idle_tim
         with pytest.raises(openai_stream.APITimeoutError):
             stream_once(client)
     assert len(sent) < len(head_bytes)  # cut off before the headers were all sent
+
+
+def dribbled_headers(conn: socket.socket, request: bytes) -> None:
+    """A status line, then header bytes 0.05 s apart, each well within the limit, the whole far past it."""
+    pieces = [b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"] + [b"X-Slow: 1\r\n"] * 60
+    for piece in pieces:
+        conn.sendall(piece)
+        stall(0.05)(conn, request)
+
+
+@pytest.mark.parametrize("server_sends", ["no headers", "headers slowly"])
+@pytest.mark.parametrize("limit", ["timeout", "idle_timeout"])
+def test_a_header_wait_that_runs_out_names_the_limit_that_fired_and_the_setting_to_raise(
+    limit: str, server_sends: str
+) -> None:
+    # Issue 10: the message used to say "sent no answer within the read timeout; raise Timeout(read=...)"
+    # even when idle_timeout (shorter than the read timeout) was the limit that fired.
+    handler = stall(5) if server_sends == "no headers" else dribbled_headers
+    with FaultServer(handler) as server:
+        if limit == "timeout":
+            client = client_for(server, max_retries=0, timeout=openai_stream.Timeout(connect=5, read=0.4))
+        else:
+            client = client_for(server, max_retries=0, timeout=30, idle_timeout=0.4)
+        with pytest.raises(openai_stream.APITimeoutError) as caught:
+            stream_once(client)
+    message = str(caught.value)
+    assert "response headers did not all arrive within 0.4 s" in message
+    if limit == "timeout":
+        assert "the read part of timeout=" in message and "Timeout(connect=..., read=...)" in message
+        assert "idle_timeout" not in message
+    else:
+        assert "idle_timeout" in message and "raise idle_timeout=" in message
+        assert "Timeout(" not in message and "read part of timeout" not in message
+
+
+def test_create_names_the_read_part_of_timeout_when_no_headers_come() -> None:
+    with FaultServer(stall(5)) as server:
+        client = client_for(server, max_retries=0, timeout=openai_stream.Timeout(connect=5, read=0.3))
+        with pytest.raises(openai_stream.APITimeoutError, match=r"read part of timeout=") as caught:
+            client.chat.completions.create(model="m", messages=[])
+    assert "within 0.3 s" in str(caught.value) and "idle_timeout" not in str(caught.value)
 
 
 def test_a_request_whose_headers_came_in_time_keeps_its_connection_usable() -> None:
