@@ -170,8 +170,8 @@ def to_json(value: Any, path: str) -> Any:
     """``value`` as plain JSON data (dicts, lists, strings, numbers, booleans, None).
 
     Dicts and lists are copied; tuples become lists. A completion, message or
-    tool call of this SDK becomes its ``to_dict()`` (a message without the
-    ``parsed`` this SDK adds), a :class:`~openai_stream.Tool` its
+    tool call of this SDK becomes its ``to_dict()`` (without the ``parsed``
+    and ``parsed_arguments`` this SDK adds), a :class:`~openai_stream.Tool` its
     definition, a pydantic model its ``model_dump(mode="json")`` (the fields
     that were set, as openai-python sends them), an ``Enum`` member its value.
     Anything else, and ``NaN`` or infinities, raise :class:`TypeError` naming
@@ -226,14 +226,11 @@ def _scalar_key(key: Any) -> str:
 
 def _own_json(value: Any, path: str) -> Any:
     """The JSON an object of this SDK, a pydantic model or an Enum member stands for."""
-    from .chat._completion import APIObject, ChatCompletionMessage
+    from .chat._completion import APIObject, sendable
     from .tools._tool import Tool
 
     if isinstance(value, APIObject):
-        data = value.to_dict()
-        if isinstance(value, ChatCompletionMessage):
-            data.pop("parsed", None)  # this SDK's decoding of the content, not part of the message
-        return data
+        return sendable(value)  # without this SDK's parsed and parsed_arguments
     if isinstance(value, Tool):
         return value.definition
     if isinstance(value, enum.Enum):

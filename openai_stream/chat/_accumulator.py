@@ -9,8 +9,9 @@ stated where it is applied.
 from __future__ import annotations
 
 import json
-from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple
 
+from ..engine._arguments import call_arguments_parser, event_arguments_or_none
 from ..engine._events import (
     ChunkEvent,
     CompletionEvent,
@@ -62,7 +63,9 @@ _THINKING_KEYS = frozenset({"type", "thinking", "signature"})
 
 
 class _ToolCall:
-    __slots__ = ("arguments", "done", "extra", "function_extra", "id", "kind", "name", "position", "type")
+    __slots__ = (
+        "arguments", "done", "done_event", "extra", "function_extra", "id", "kind", "name", "position", "type"
+    )
 
     def __init__(self, position: int) -> None:
         self.position = position
@@ -75,6 +78,8 @@ class _ToolCall:
         self.function_extra: Dict[str, Any] = {}
         self.kind = "function"  # or "custom": the call's fields live under "custom", not "function"
         self.done = False
+        # Its tool_call.done event, which decodes (or validates) the arguments once for the message too.
+        self.done_event: Optional[ToolCallDoneEvent] = None
 
     def to_dict(self) -> Dict[str, Any]:
         if self.kind == "custom":
@@ -180,7 +185,13 @@ class ChatCompletionAccumulator:
     ``parsed`` is then the model instance, and a content that does not fit
     ends the stream with :class:`~openai_stream.StructuredOutputError` (an
     error event in place of ``completion``). ``tool_parsers`` maps tool names
-    to the parsers of their arguments (``pydantic_function_tool``).
+    to the parsers of their arguments (``pydantic_function_tool``), and
+    ``strict_tools`` names the other function tools declared strict: as
+    openai-python's ``ParsedFunctionToolCall``, the final message's function
+    calls then carry ``function.parsed_arguments`` (the model instance for a
+    pydantic tool, the decoded JSON for a strict one, else ``None``; ``None``
+    too when the arguments do not fit, which reading ``tool_call.done``'s
+    ``parsed_arguments`` raises). See :mod:`openai_stream.engine._arguments`.
     """
 
     def __init__(
@@ -189,10 +200,12 @@ class ChatCompletionAccumulator:
         response_format: Optional[Mapping[str, Any]] = None,
         parse: Optional[Callable[[str], Any]] = None,
         tool_parsers: Optional[Mapping[str, Callable[..., Any]]] = None,
+        strict_tools: Iterable[str] = (),
     ) -> None:
         self._structured = wants_json(response_format) or parse is not None
         self._parse = parse
         self._tool_parsers = dict(tool_parsers or {})
+        self._strict_tools = frozenset(strict_tools)
         # choice index -> (instance, error) of the parse, once the choice finished
         self._parsed: Dict[int, Tuple[Any, Optional[StructuredOutputError]]] = {}
         self._id: Optional[str] = None
@@ -574,17 +587,15 @@ class ChatCompletionAccumulator:
         call.done = True
         parse = self._tool_parsers.get(call.name or "") if self._tool_parsers else None
         if parse is not None and call.kind == "function":
-            events.append(
-                ModelToolCallDoneEvent(
-                    state.index, call.position, call.id, call.name, call.arguments.text(), call.kind, parse
-                )
+            event: ToolCallDoneEvent = ModelToolCallDoneEvent(
+                state.index, call.position, call.id, call.name, call.arguments.text(), call.kind, parse
             )
-            return
-        events.append(
-            ToolCallDoneEvent(
+        else:
+            event = ToolCallDoneEvent(
                 state.index, call.position, call.id, call.name, call.arguments.text(), call.kind
             )
-        )
+        call.done_event = event
+        events.append(event)
 
     def _finish(self, state: _Choice, events: List[Event]) -> None:
         state.finished = True
@@ -676,11 +687,29 @@ class ChatCompletionAccumulator:
         elif self._structured:
             for choice in data["choices"]:
                 set_parsed(choice["message"])
+        if self._tool_parsers or self._strict_tools:
+            for choice in data["choices"]:
+                self._set_parsed_arguments(self._choices[choice["index"]], choice["message"])
         data["usage"] = self._usage
         for key, value in self._extra.items():
             if key not in data:
                 data[key] = value
         return ChatCompletion(data)
+
+
+    def _set_parsed_arguments(self, state: _Choice, message: Dict[str, Any]) -> None:
+        """Each function call's ``parsed_arguments``: its done event's (parsed once), None until done."""
+        calls = message.get("tool_calls")
+        if not calls:
+            return
+        for call, data in zip(state.calls, calls):
+            if call.kind != "function":
+                continue
+            event = call.done_event
+            wanted = call_arguments_parser(call.name, self._tool_parsers, self._strict_tools) is not None
+            data["function"]["parsed_arguments"] = (
+                event_arguments_or_none(event) if wanted and event is not None else None
+            )
 
 
 def set_parsed(message: Dict[str, Any]) -> None:

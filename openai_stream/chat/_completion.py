@@ -150,6 +150,29 @@ class APIObject:
         return json.dumps(data, ensure_ascii=False, indent=indent)
 
 
+def sendable(value: APIObject) -> Dict[str, Any]:
+    """``value.to_dict()`` without what this SDK adds to what the server sent, for a request.
+
+    A message loses ``parsed`` and its function calls' ``parsed_arguments``;
+    a tool call, a function or a Responses ``function_call`` item its
+    ``parsed_arguments`` (openai-python leaves them out too:
+    ``__api_exclude__``).
+    """
+    data = value.to_dict()
+    if isinstance(value, ChatCompletionMessage):
+        data.pop("parsed", None)
+        calls = data.get("tool_calls")
+        for call in calls if isinstance(calls, list) else ():
+            if isinstance(call, dict) and isinstance(call.get("function"), dict):
+                call["function"].pop("parsed_arguments", None)
+    elif isinstance(value, ToolCall):
+        if isinstance(data.get("function"), dict):
+            data["function"].pop("parsed_arguments", None)
+    elif isinstance(value, Function) or data.get("type") == "function_call":  # a responses item too
+        data.pop("parsed_arguments", None)
+    return data
+
+
 def _without_none(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: _without_none(v) for k, v in value.items() if v is not None}
@@ -181,10 +204,23 @@ def _wrap(value: Any, cls: type) -> Any:
 
 
 class Function(APIObject):
-    """The function a tool call invokes: ``name`` and JSON ``arguments``."""
+    """The function a tool call invokes: ``name`` and JSON ``arguments``.
+
+    ``parsed_arguments`` (as openai-python's ``ParsedFunction``) is, when the
+    request declared tools: the model instance for a tool given by
+    ``pydantic_function_tool(Model)``, the decoded JSON for a plain tool
+    declared ``"strict": true``, else ``None``. It is ``None`` too while the
+    call is unfinished and when the arguments do not fit (openai-python raises
+    there; reading ``tool_call.done``'s ``parsed_arguments`` raises here).
+    Like ``parsed``, it is in :meth:`to_dict` and left out when the message is
+    sent back.
+    """
 
     name: Optional[str]
     arguments: str
+    parsed_arguments: Any
+    # ``dict`` keeps decoded JSON plain (a copy) instead of an APIObject view.
+    _nested = {"parsed_arguments": dict}
 
 
 class ToolCall(APIObject):

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Dict, Iterable, Mapping, Optional, Sequen
 from .._params import CHAT_COMPLETIONS_PARAMS, REQUEST_OPTIONS, check_params, request_body
 from .._pydantic import ModelParser, chat_response_format, is_model_class, model_tool_parsers
 from .._version import __distribution__
+from ..engine._arguments import fill_parsed_arguments, strict_tool_names
 from ..engine._call import CreateCall
 from ..engine._parsing import wants_json
 from ..errors import (
@@ -105,6 +106,14 @@ class Completions:
                 raise
             finally:
                 response.close()
+            strict = strict_tool_names(body.get("tools"))
+            model_parsers = model_tool_parsers(params.get("tools")) if "pydantic" in sys.modules else None
+            if strict or model_parsers:
+                # As the stream's message has them: openai-python's ParsedFunctionToolCall.
+                for choice in data.get("choices") or ():
+                    message = choice.get("message") if isinstance(choice, dict) else None
+                    if isinstance(message, dict):
+                        fill_parsed_arguments(message.get("tool_calls"), model_parsers, strict)
             if parse is not None:
                 _validate_choices(data, parse)
             elif wants_json(params.get("response_format")):

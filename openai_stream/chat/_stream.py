@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, ClassVar, Dict, FrozenSet, Mapping, Optional
 
+from ..engine._arguments import strict_tool_names
 from ..engine._events import EVENT_TYPES
 from ..engine._stream import BaseStream
 from ..transport._http import TimeoutTypes, Transport
@@ -75,7 +76,10 @@ class ChatCompletionStream(BaseStream[ChatCompletion]):
             transport,
             body,
             ChatCompletionAccumulator(
-                response_format=body.get("response_format"), parse=parse, tool_parsers=tool_parsers
+                response_format=body.get("response_format"),
+                parse=parse,
+                tool_parsers=tool_parsers,
+                strict_tools=strict_tool_names(body.get("tools")),
             ),
             timeout=timeout,
             max_retries=max_retries,

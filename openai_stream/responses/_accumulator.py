@@ -33,9 +33,10 @@ rules it applies, where the API documentation leaves room or servers differ:
 from __future__ import annotations
 
 import json
-from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple
 
 from ..chat._completion import _plain
+from ..engine._arguments import arguments_or_none, call_arguments_parser, event_arguments_or_none
 from ..engine._events import (
     ContentDeltaEvent,
     ContentDoneEvent,
@@ -131,6 +132,7 @@ class _Item:
         "buffer",
         "data",
         "done_data",
+        "done_event",
         "final",
         "id",
         "implicit",
@@ -164,6 +166,9 @@ class _Item:
         self.announced = False  # a tool_call.delta named this call
         self.implicit = False  # created by an event that named it before it was announced
         self.in_final = False  # listed in the terminal snapshot's output
+        # A function call's tool_call.done event, which decodes (or validates) the arguments once
+        # for the response's parsed_arguments too.
+        self.done_event: Optional[ToolCallDoneEvent] = None
 
     def value(self) -> str:
         if self.done_data is not None:
@@ -218,7 +223,11 @@ class ResponseAccumulator:
     is the instance once the stream completed, and an answer that does not fit
     ends the stream with :class:`~openai_stream.StructuredOutputError` in
     place of ``completion``. ``tool_parsers`` maps tool names to the parsers
-    of their pydantic models (``parsed_arguments`` is then an instance).
+    of their pydantic models (``parsed_arguments`` is then an instance), and
+    ``strict_tools`` names the other function tools declared strict: as
+    openai-python's ``ParsedResponseFunctionToolCall``, the response's
+    ``function_call`` items then carry ``parsed_arguments`` (see
+    :mod:`openai_stream.engine._arguments`).
     ``starting_after`` is the ``sequence_number`` a resumed stream starts
     after: events up to it count as already seen.
 
@@ -238,11 +247,13 @@ class ResponseAccumulator:
         parse: Optional[Callable[[str], Any]] = None,
         tool_parsers: Optional[Mapping[str, Callable[..., Any]]] = None,
         starting_after: Optional[int] = None,
+        strict_tools: Iterable[str] = (),
     ) -> None:
         fmt = text.get("format") if isinstance(text, Mapping) else None
         self._structured = wants_json(fmt if isinstance(fmt, Mapping) else None) or parse is not None
         self._parse = parse
         self._tool_parsers = dict(tool_parsers or {})
+        self._strict_tools = frozenset(strict_tools)
         # The last parse of an output text: (text, instance, error); the response's parse reuses
         # the content.done one when the output is that one part.
         self._parsed: Optional[Tuple[str, Any, Optional[StructuredOutputError]]] = None
@@ -498,7 +509,31 @@ class ResponseAccumulator:
             data["parsed"] = self._final_parsed[0] if self._final_parsed is not None else None
         elif self._structured:
             data["parsed"] = parsed_or_none(output_text(data["output"]))
+        if self._tool_parsers or self._strict_tools:
+            self._set_parsed_arguments(data["output"])
         return Response(data)
+
+    def _set_parsed_arguments(self, output: List[Any]) -> None:
+        """Each ``function_call`` item's ``parsed_arguments``: its done event's (parsed once) or None."""
+        events: Dict[Any, ToolCallDoneEvent] = {}
+        for item in self._items:
+            if item.done_event is not None:
+                events[item.id] = events[item.done_event.call_id] = item.done_event
+        for entry in output:
+            if not isinstance(entry, dict) or entry.get("type") != "function_call":
+                continue
+            name, arguments = entry.get("name"), entry.get("arguments")
+            parse = call_arguments_parser(name if isinstance(name, str) else None, self._tool_parsers,
+                                          self._strict_tools)
+            event = events.get(entry.get("id")) or events.get(entry.get("call_id"))
+            if parse is None or (event is None and entry.get("status") == "in_progress"):
+                entry["parsed_arguments"] = None
+            elif event is not None and event.arguments == arguments:
+                entry["parsed_arguments"] = event_arguments_or_none(event)
+            else:  # the terminal snapshot's arguments, when they differ from what the events built
+                entry["parsed_arguments"] = arguments_or_none(
+                    parse, arguments, name=name, call_id=entry.get("call_id")
+                )
 
     completion = response
     """The same as :meth:`response` (the name the chat accumulator uses)."""
@@ -703,11 +738,15 @@ class ResponseAccumulator:
                 events.append(CustomToolCallDoneEvent(0, item.tool_index, call_id, name, value, "custom"))
             else:
                 parse = self._tool_parsers.get(name or "") if self._tool_parsers else None
+                index = item.tool_index
                 if parse is not None:
-                    index = item.tool_index
-                    events.append(ModelToolCallDoneEvent(0, index, call_id, name, value, "function", parse))
+                    done: ToolCallDoneEvent = ModelToolCallDoneEvent(
+                        0, index, call_id, name, value, "function", parse
+                    )
                 else:
-                    events.append(ToolCallDoneEvent(0, item.tool_index, call_id, name, value))
+                    done = ToolCallDoneEvent(0, index, call_id, name, value)
+                item.done_event = done
+                events.append(done)
 
     # ------------------------------------------------------------------ parts
     def _add_part(self, item: _Item, data: Dict[str, Any], kind: str, index: Any, *, summary: bool) -> _Part:

@@ -9,6 +9,7 @@ from .._params import REQUEST_OPTIONS, RESPONSES_PARAMS, check_params, request_b
 from .._pydantic import ModelParser, is_model_class, model_tool_parsers
 from .._pydantic import text_format as model_text_format
 from .._version import __distribution__
+from ..engine._arguments import fill_parsed_arguments, strict_tool_names
 from ..engine._call import CreateCall
 from ..engine._parsing import parsed_or_none, wants_json
 from ..errors import (
@@ -114,6 +115,10 @@ class Responses:
             finally:
                 response.close()
             _set_whole_parsed(data, parse, wants_json(_format_of(body.get("text"))))
+            strict = strict_tool_names(body.get("tools"))
+            model_parsers = model_tool_parsers(params.get("tools")) if "pydantic" in sys.modules else None
+            if strict or model_parsers:  # as a stream's function_call items have it
+                fill_parsed_arguments(data.get("output"), model_parsers, strict)
             completion = call.result = Response(data)
         return completion
 

@@ -34,6 +34,12 @@ class ResponseOutputItem(APIObject):
     """One item of ``output``: a ``message``, ``reasoning``, ``function_call``, a hosted tool call, ...
 
     The fields of every item type are attributes; those an item does not have read as ``None``.
+    A ``function_call`` item has ``parsed_arguments`` as openai-python's
+    ``ParsedResponseFunctionToolCall``: the model instance for a tool given by
+    ``pydantic_function_tool(Model)``, the decoded JSON for a plain tool
+    declared ``"strict": true``, else ``None`` (``None`` too when the arguments
+    do not fit: ``tool_call.done``'s ``parsed_arguments`` raises that). Like
+    ``parsed``, it is in ``to_dict()`` and left out when the item is sent back.
     """
 
     id: Optional[str]
@@ -47,7 +53,9 @@ class ResponseOutputItem(APIObject):
     name: Optional[str]
     arguments: Optional[str]
     input: Optional[str]
-    _nested = {"content": ResponseContent, "summary": ResponseContent}
+    parsed_arguments: Any
+    # ``dict`` keeps decoded JSON plain (a copy) instead of an APIObject view.
+    _nested = {"content": ResponseContent, "summary": ResponseContent, "parsed_arguments": dict}
 
 
 class ResponseUsage(APIObject):

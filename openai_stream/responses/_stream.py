@@ -21,6 +21,7 @@ import logging
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Dict, FrozenSet, Mapping, Optional
 
 from ..chat._stream import OPENAI_PYTHON_EVENTS
+from ..engine._arguments import strict_tool_names
 from ..engine._stream import BaseStream
 from ..errors import NotFoundError
 from ..transport._http import Timeout, TimeoutTypes, Transport
@@ -110,6 +111,7 @@ class ResponseStream(BaseStream[Response]):
                 parse=parse,
                 tool_parsers=tool_parsers,
                 starting_after=starting_after,
+                strict_tools=strict_tool_names(body.get("tools")),
             ),
             timeout=timeout,
             max_retries=max_retries,

@@ -49,7 +49,7 @@ from typing import (
 from pyee import EventEmitter
 
 from .._params import to_json
-from ..chat._completion import APIObject, ChatCompletion
+from ..chat._completion import APIObject, ChatCompletion, sendable
 from ..chat._stream import OPENAI_PYTHON_EVENTS
 from ..engine._events import EVENT_TYPES, DoneEvent, ErrorEvent, ToolCallDoneEvent
 from ..engine._metrics import Recording, StreamMetrics, combine
@@ -711,6 +711,7 @@ class ResponseToolRunner(_Runner):
         count = 0
         for item in result.to_dict().get("output") or []:
             if isinstance(item, dict) and item.get("type") in ("function_call", "custom_tool_call"):
+                item.pop("parsed_arguments", None)  # this SDK's decoding, not part of the item
                 if not item.get("call_id"):
                     item["call_id"] = _call_id(number, count)  # as its output item will name it
                 count += 1
@@ -781,11 +782,10 @@ def _call_id(number: int, index: int) -> str:
 
 
 def _assistant_message(completion: ChatCompletion, number: int) -> Dict[str, Any]:
-    """Choice 0's message as received (tool calls, reasoning, unknown fields), minus our ``parsed``."""
+    """Choice 0's message as received (tool calls, reasoning, unknown fields), minus our parsed fields."""
     if not completion.choices:
         return {"role": "assistant", "content": None}
-    message = completion.choices[0].message.to_dict()
-    message.pop("parsed", None)
+    message = sendable(completion.choices[0].message)
     message["role"] = message.get("role") or "assistant"
     for position, call in enumerate(message.get("tool_calls") or []):
         if not call.get("id"):

@@ -511,3 +511,158 @@ def test_the_local_model_cut_off_by_max_tokens_is_a_structured_output_error(
         assert info.value.errors and info.value.errors[0]["type"] == "json_invalid"
     else:  # nothing but whitespace came yet: no content at all
         assert "no content" in str(info.value)
+
+
+# --------------------------------------------------------------------------- parsed_arguments on the message
+# Issue 13: the final message's function calls carry parsed_arguments as openai-python's
+# ParsedFunctionToolCall does: the model instance for pydantic_function_tool(Model), the decoded JSON
+# for a plain tool declared strict, None for any other tool (and, here, for arguments that do not fit).
+LOOKUP = {"type": "function", "function": {
+    "name": "lookup", "strict": True,
+    "parameters": {"type": "object", "properties": {"q": {"type": "string"}}, "required": ["q"],
+                   "additionalProperties": False}}}
+NOTE = {"type": "function", "function": {
+    "name": "note", "parameters": {"type": "object", "properties": {"text": {"type": "string"}}}}}
+CALLS = [
+    ("call_w", "Weather", '{"city": "Paris", "unit": "c"}'),
+    ("call_l", "lookup", '{"q": "tides"}'),
+    ("call_n", "note", '{"text": "hi"}'),
+    ("call_bad", "Weather", '{"city": "Oslo", "unit": "kelvin"}'),
+]
+
+
+def streamed_calls(calls: List[Any]) -> List[Dict[str, Any]]:
+    """Each call announced with its id and name, then its arguments in two fragments."""
+    def chunk(delta: Dict[str, Any], finish: Optional[str] = None) -> Dict[str, Any]:
+        return {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m",
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+
+    chunks = [chunk({"role": "assistant", "content": None})]
+    for index, (call_id, name, arguments) in enumerate(calls):
+        chunks.append(chunk({"tool_calls": [{"index": index, "id": call_id, "type": "function",
+                                             "function": {"name": name, "arguments": ""}}]}))
+        half = len(arguments) // 2
+        for piece in (arguments[:half], arguments[half:]):
+            chunks.append(chunk({"tool_calls": [{"index": index, "function": {"arguments": piece}}]}))
+    chunks.append(chunk({}, "tool_calls"))
+    return chunks
+
+
+def whole_answer(calls: List[Any]) -> Dict[str, Any]:
+    """The same answer, non-streamed, as the API reference shows a chat.completion with tool calls."""
+    message = {"role": "assistant", "content": None, "tool_calls": [
+        {"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}}
+        for call_id, name, arguments in calls]}
+    return {"id": "c", "object": "chat.completion", "created": 1, "model": "m",
+            "choices": [{"index": 0, "message": message, "finish_reason": "tool_calls", "logprobs": None}]}
+
+
+def functions_of(completion: openai_stream.ChatCompletion) -> List[Any]:
+    calls = completion.choices[0].message.tool_calls
+    assert calls is not None
+    return [call.function for call in calls]
+
+
+def test_the_message_carries_parsed_arguments_as_openai_pythons_parsed_function_tool_call(
+    server: ReplayServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from openai_stream._pydantic import ToolArgumentsParser
+
+    validations: List[str] = []
+    real = ToolArgumentsParser.__call__
+
+    def counting(self: Any, arguments: str, **names: Any) -> Any:
+        validations.append(arguments)
+        return real(self, arguments, **names)
+
+    monkeypatch.setattr(ToolArgumentsParser, "__call__", counting)
+    tools = [openai_stream.pydantic_function_tool(Weather), LOOKUP, NOTE]
+    server.add(ScriptedResponse.from_chunks(streamed_calls(CALLS)))
+    server.add(ScriptedResponse.json(whole_answer(CALLS)))
+    server.add(ScriptedResponse.from_chunks(chunks_of("ok")))
+    client = client_for(server)
+    stream = client.chat.completions.stream(model="m", messages=USER, tools=tools)
+    done: List[Any] = []
+    stream.on("tool_call.done", done.append)
+    stream.on("tool_call.done", lambda event: event.call_id == "call_w" and event.parsed_arguments)
+    completion = stream.until_done()
+    functions = functions_of(completion)
+    assert isinstance(functions[0].parsed_arguments, Weather)
+    assert functions[0].parsed_arguments == Weather(city="Paris", unit="c")
+    assert functions[0].parsed_arguments is done[0].parsed_arguments  # the event's, not a second parse
+    assert functions[1].parsed_arguments == {"q": "tides"}  # strict plain tool: its JSON
+    assert functions[2].parsed_arguments is None  # not strict: openai-python gives None
+    assert functions[3].parsed_arguments is None  # does not fit Weather: the event raises it
+    with pytest.raises(openai_stream.ToolArgumentsError, match="unit"):
+        done[3].parsed_arguments  # noqa: B018
+    stream.snapshot()
+    completion.to_dict()
+    assert validations.count(CALLS[0][2]) == 1  # validated once, however often the message is built
+
+    whole = client.chat.completions.create(model="m", messages=USER, tools=tools)
+    created = [function.parsed_arguments for function in functions_of(whole)]
+    assert created == [Weather(city="Paris", unit="c"), {"q": "tides"}, None, None]
+    assert isinstance(created[0], Weather)
+    # to_dict keeps the streamed and the whole message alike; parsed_arguments is there as JSON, as parsed is.
+    assert completion.to_dict()["choices"] == whole.to_dict()["choices"]
+    sent = whole_answer(CALLS)["choices"][0]["message"]
+    dumped = completion.to_dict()["choices"][0]["message"]["tool_calls"]
+    assert [call["function"].get("parsed_arguments") for call in dumped] == [
+        {"city": "Paris", "unit": "c"}, {"q": "tides"}, None, None,
+    ]
+    # Sent back, the message is what the server sent: no parsed_arguments.
+    message = completion.choices[0].message
+    client.chat.completions.stream(
+        model="m", messages=[*USER, message, {"role": "tool", "tool_call_id": "call_w", "content": "sunny"}],
+        tools=tools,
+    ).until_done()
+    assert server.requests[-1].json["messages"][1] == sent
+    from openai_stream._params import to_json
+
+    assert message.tool_calls is not None
+    assert to_json(message.tool_calls[0], "call") == sent["tool_calls"][0]
+    assert to_json(message.tool_calls[0].function, "function") == sent["tool_calls"][0]["function"]
+
+
+def test_parsed_arguments_equal_openai_pythons_parse(server: ReplayServer) -> None:
+    openai = pytest.importorskip("openai")
+    calls = CALLS[:2]  # openai-python's parse() refuses tools that are not strict
+    for _ in range(2):
+        server.add(ScriptedResponse.json(whole_answer(calls)))
+    server.add(ScriptedResponse.from_chunks(streamed_calls(calls)))
+    theirs_client = openai.OpenAI(api_key="k", base_url=server.base_url, max_retries=0)
+    tools = [openai.pydantic_function_tool(Weather), LOOKUP]
+    theirs = theirs_client.chat.completions.parse(model="m", messages=USER, tools=tools)
+    expected = [call.function.parsed_arguments for call in theirs.choices[0].message.tool_calls or []]
+    assert expected == [Weather(city="Paris", unit="c"), {"q": "tides"}]
+    client = client_for(server)
+    created = client.chat.completions.create(model="m", messages=USER, tools=tools)
+    streamed = client.chat.completions.stream(model="m", messages=USER, tools=tools).until_done()
+    for completion in (created, streamed):
+        assert [function.parsed_arguments for function in functions_of(completion)] == expected
+
+
+def test_without_tools_to_parse_by_the_message_has_no_parsed_arguments(server: ReplayServer) -> None:
+    server.add(ScriptedResponse.from_chunks(streamed_calls(CALLS[2:3])))
+    stream = client_for(server).chat.completions.stream(model="m", messages=USER, tools=[NOTE])
+    completion = stream.until_done()
+    assert functions_of(completion)[0].parsed_arguments is None
+    (call,) = completion.to_dict()["choices"][0]["message"]["tool_calls"]
+    assert "parsed_arguments" not in call["function"]
+
+
+@openai_stream.tool(strict=True)
+def lookup(q: str) -> str:
+    """Look something up."""
+    return f"found {q}"
+
+
+def test_the_chat_tool_runner_sends_the_assistant_message_back_without_parsed_arguments(
+    server: ReplayServer,
+) -> None:
+    calls = [CALLS[1]]  # lookup {"q": "tides"}
+    server.add(ScriptedResponse.from_chunks(streamed_calls(calls)))
+    server.add(ScriptedResponse.from_chunks(chunks_of("done")))
+    client_for(server).chat.completions.run_tools(model="m", messages=USER, tools=[lookup]).until_done()
+    assert server.requests[0].json["tools"][0]["function"]["strict"] is True
+    assert server.requests[1].json["messages"][1] == whole_answer(calls)["choices"][0]["message"]
