@@ -74,8 +74,8 @@ class SSEDecoder:
             self.at_boundary
             and data[-2:] == b"\n\n"
             and data[:6] == b"data: "
-            and data.count(b"\n") == 2
-            and b"\r" not in data
+            and data.find(b"\n", 6) == len(data) - 2
+            and data.find(b"\r") < 0
             and len(data) <= self.max_event_bytes
         ):
             try:
