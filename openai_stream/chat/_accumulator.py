@@ -696,7 +696,6 @@ class ChatCompletionAccumulator:
                 data[key] = value
         return ChatCompletion(data)
 
-
     def _set_parsed_arguments(self, state: _Choice, message: Dict[str, Any]) -> None:
         """Each function call's ``parsed_arguments``: its done event's (parsed once), None until done."""
         calls = message.get("tool_calls")

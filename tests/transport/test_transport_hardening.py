@@ -305,6 +305,20 @@ def test_a_query_in_base_url_stays_the_query_and_is_not_logged(caplog: pytest.Lo
     assert "/v1/chat/completions" in logged and "s3cr3t" not in logged and "api-version" not in logged
 
 
+def test_urllib3s_own_logger_is_left_alone_as_the_readme_says(caplog: pytest.LogCaptureFixture) -> None:
+    # Issue 10 leftover, decided against: no filter on urllib3's process-wide logger (README, Logging).
+    # urllib3 prints the query at DEBUG; our records leave it out; no filter of ours sits on its logger.
+    caplog.set_level(logging.DEBUG)
+    pool_logger = logging.getLogger("urllib3.connectionpool")
+    filters_before = list(pool_logger.filters)
+    with FaultServer(ok_stream()) as server:
+        stream_once(client_for(server), extra_query={"sig": "s3cr3t"})
+    theirs = " ".join(r.getMessage() for r in caplog.records if r.name == "urllib3.connectionpool")
+    ours = " ".join(r.getMessage() for r in caplog.records if r.name.startswith("openai_stream"))
+    assert "sig=s3cr3t" in theirs and "s3cr3t" not in ours
+    assert pool_logger.filters == filters_before
+
+
 @pytest.mark.parametrize(
     ("base_url", "expected"),
     [
