@@ -20,6 +20,7 @@ import ssl
 import threading
 import time
 import unicodedata
+import urllib.request
 import weakref
 from typing import Any, Callable, Dict, Iterator, List, Mapping, MutableMapping, Optional, Set, Tuple, Union
 from urllib.parse import quote, unquote_plus, urlsplit
@@ -833,7 +834,41 @@ class _Session(requests.Session):
     ``X-Goog-Api-Key``...) or ``extra_headers`` would follow it there. Here
     every header but the few this client sets itself for any request is
     dropped. A ``Location`` that is not a URL is a typed error.
+
+    What ``requests`` gathers from the environment for each request (proxies,
+    ``NO_PROXY``, ``REQUESTS_CA_BUNDLE``) is remembered for the last URL and
+    settings, and gathered again whenever ``os.environ`` differs from the copy
+    taken then: the same answer as ``requests`` gives, without reading every
+    variable twice per request (see :meth:`merge_environment_settings`).
     """
+
+    def __init__(self) -> None:
+        super().__init__()
+        # (inputs, copy of the environment, settings): replaced whole, never changed in place, so a
+        # thread reads one consistent triple without a lock.
+        self._environment_memo: Optional[Tuple[Tuple[Any, ...], Dict[Any, Any], Dict[str, Any]]] = None
+
+    def merge_environment_settings(self, url: Any, proxies: Any, stream: Any, verify: Any, cert: Any) -> Any:
+        """``requests``' settings for a request to ``url``, from the environment when it has not changed.
+
+        Remembered only where ``requests`` reads proxies from environment
+        variables alone (not from macOS's or Windows' system settings), and
+        for requests without proxies of their own (``Session.request`` passes
+        ``{}``; ``None`` means something else to ``requests``). The memo holds a copy of
+        ``os.environ``'s contents: any change there (a proxy set or removed,
+        a CA bundle named) gathers the settings again.
+        """
+        environ = getattr(os.environ, "_data", None)
+        if proxies != {} or not (self.trust_env and _PROXIES_FROM_ENVIRONMENT and type(environ) is dict):
+            return super().merge_environment_settings(url, proxies, stream, verify, cert)
+        inputs = (url, stream, verify, cert, self.proxies, self.stream, self.verify, self.cert)
+        memo = self._environment_memo
+        if memo is None or memo[0] != inputs or memo[1] != environ:
+            seen = dict(environ)  # copied before reading: a change meanwhile is caught next time
+            settings: Any = super().merge_environment_settings(url, {}, stream, verify, cert)
+            kept = (url, stream, verify, cert, dict(self.proxies), self.stream, self.verify, self.cert)
+            memo = self._environment_memo = (kept, seen, {**settings, "proxies": dict(settings["proxies"])})
+        return {**memo[2], "proxies": dict(memo[2]["proxies"])}  # a copy the caller may change
 
     def rebuild_auth(self, prepared_request: requests.PreparedRequest, response: requests.Response) -> None:
         previous = response.request.url if response.request is not None else None
@@ -1065,6 +1100,13 @@ def iter_body(response: requests.Response) -> Iterator[bytes]:
             f"the connection broke while the stream was being read ({_body_failure(exc)}); retry the request"
         ) from exc
 
+
+# Whether requests reads proxies from environment variables alone (Linux and other POSIX systems;
+# macOS and Windows also consult system settings, which _Session does not remember).
+_PROXIES_FROM_ENVIRONMENT = (
+    urllib.request.getproxies is urllib.request.getproxies_environment
+    and urllib.request.proxy_bypass is getattr(urllib.request, "proxy_bypass_environment", None)
+)
 
 # The longest chunk-size line accepted (http.client's limit for a header or size line).
 _MAX_LINE = 65536

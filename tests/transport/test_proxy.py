@@ -135,3 +135,60 @@ def test_an_unreachable_proxy_is_named_in_the_error(monkeypatch: pytest.MonkeyPa
         client.chat.completions.stream(model="m", messages=[]).until_done()
     message = str(info.value)
     assert "proxy" in message and "HTTPS_PROXY / HTTP_PROXY" in message and "sk-test" not in message
+
+
+def whole_stream() -> Any:
+    return script(head(), chunk(b"".join(PIECES)), chunk(b""))
+
+
+def test_a_change_of_the_proxy_variables_applies_to_the_next_request_of_the_same_client(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # requests reads the environment for every request; the client remembers what it read only
+    # while os.environ stays the same.
+    with FaultServer(whole_stream()) as server, ForwardProxy() as proxy:
+        client = openai_stream.Client(api_key="sk-test", base_url=server.base_url, max_retries=0)
+
+        def content() -> str:
+            completion = client.chat.completions.stream(model="m", messages=[]).until_done()
+            return completion.choices[0].message.content or ""
+
+        assert content() == "one two three"  # no proxy set: direct
+        assert (proxy.connections, server.connections) == (0, 1)
+        monkeypatch.setenv("HTTP_PROXY", proxy.url)
+        assert content() == "one two three"
+        assert (len(proxy.request_lines), server.connections) == (1, 2)  # through the proxy
+        monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+        assert content() == "one two three"
+        assert (len(proxy.request_lines), server.connections) == (1, 3)  # direct again
+        monkeypatch.delenv("NO_PROXY")
+        assert content() == "one two three"
+        assert (len(proxy.request_lines), server.connections) == (2, 4)
+        monkeypatch.delenv("HTTP_PROXY")
+        assert content() == "one two three"
+        assert (len(proxy.request_lines), server.connections) == (2, 5)
+        client.close()
+    assert proxy.errors == [] and server.errors == []
+
+
+def test_the_environment_is_read_again_only_when_it_changed(monkeypatch: pytest.MonkeyPatch) -> None:
+    import requests.sessions
+
+    reads: list[str] = []
+    original = requests.sessions.get_environ_proxies
+
+    def counted(url: str, no_proxy: Any = None) -> Any:
+        reads.append(url)
+        return original(url, no_proxy=no_proxy)
+
+    monkeypatch.setattr(requests.sessions, "get_environ_proxies", counted)
+    with FaultServer(whole_stream()) as server:
+        client = openai_stream.Client(api_key="sk-test", base_url=server.base_url, max_retries=0)
+        for _ in range(3):
+            client.chat.completions.stream(model="m", messages=[]).until_done()
+        assert len(reads) == 1
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(TLS / "ca.pem"))  # any change: read again
+        for _ in range(2):
+            client.chat.completions.stream(model="m", messages=[]).until_done()
+        assert len(reads) == 2
+        client.close()
