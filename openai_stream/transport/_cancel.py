@@ -207,6 +207,24 @@ class _Response(http.client.HTTPResponse):
             http.client.parse_headers(self.fp)  # the interim answer's headers; the final one follows
         raise http.client.HTTPException(f"more than {_MAX_INTERIM_ANSWERS} interim (1xx) answers in a row")
 
+    def _read_and_discard_trailer(self) -> None:
+        # http.client discards trailer lines for as long as they come: no data reaches the idle
+        # deadline meanwhile, so a server could hold a finished body open forever. Bounded here
+        # as http.client bounds a head (lines of 64 KiB, 100 fields); EOF ends the trailer too.
+        fp: Any = self.fp
+        for _ in range(_MAX_TRAILER_FIELDS + 1):
+            line = fp.readline(_MAX_LINE + 1)
+            if len(line) > _MAX_LINE:
+                raise http.client.LineTooLong("trailer line")
+            if line in (b"\r\n", b"\n", b""):
+                return
+        raise http.client.HTTPException(f"over {_MAX_TRAILER_FIELDS} trailer fields after the last chunk")
+
+
+# http.client's limits for one header line and for the fields of a head, applied to a trailer.
+_MAX_LINE = 65536
+_MAX_TRAILER_FIELDS = 100
+
 
 class _Tracked:
     """Mixin: a connection that reports to the current thread's :class:`CancelScope` and :class:`Attempt`.

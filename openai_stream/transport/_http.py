@@ -974,6 +974,16 @@ def body_reader(response: requests.Response) -> Callable[[int], bytes]:
     """
     raw: Any = response.raw
     fp = getattr(raw, "_fp", None)
+    framing = response.headers.get("transfer-encoding")
+    if framing is not None and isinstance(fp, http.client.HTTPResponse) and not fp.chunked:
+        # http.client (under urllib3 alike) dechunks only "chunked" exactly, and reads any other
+        # Transfer-Encoding as raw bytes to the close, framing and all; no transfer coding (gzip) is
+        # decoded by either library.
+        raise InvalidStreamDataError(
+            f"the server sent its answer with Transfer-Encoding {framing!r}, which cannot be read here "
+            "(only 'chunked' alone is; a transfer coding such as gzip is not decoded); ask the server "
+            "or the proxy in between for Transfer-Encoding: chunked, with Content-Encoding for compression"
+        )
     header = response.headers.get("content-encoding")
     codings = content_codings(header)
     if codings:
@@ -1043,7 +1053,8 @@ def iter_body(response: requests.Response) -> Iterator[bytes]:
             # kept as http.client keeps it (read_end and urllib3 read it); the last chunk ends the
             # body as http.client ends it (trailer read, file closed: the connection counts as read
             # to its end). A size line that is no hexadecimal number (a negative one included)
-            # closes the connection and raises IncompleteRead.
+            # closes the connection as http.client does; it and two bytes other than CRLF after a
+            # chunk's data (which http.client drops unseen) are a StreamInterruptedError naming them.
             buffered = source.fp
             readline, read_all, read1 = buffered.readline, buffered.read, buffered.read1
             left = source.chunk_left
@@ -1051,8 +1062,10 @@ def iter_body(response: requests.Response) -> Iterator[bytes]:
                 if not left:
                     if left is not None:  # the CRLF that closes the chunk read before
                         end = read_all(2)
-                        if len(end) < 2:
-                            raise http.client.IncompleteRead(end, 2 - len(end))
+                        if end != b"\r\n":  # http.client tosses any two bytes here unseen
+                            if len(end) < 2:
+                                raise http.client.IncompleteRead(end, 2 - len(end))
+                            raise _broken_framing(f"{end!r} where the CRLF after a chunk's data belongs")
                     line = readline(_MAX_LINE + 1)
                     if len(line) > _MAX_LINE:
                         raise http.client.LineTooLong("chunk size")
@@ -1063,7 +1076,9 @@ def iter_body(response: requests.Response) -> Iterator[bytes]:
                         left = -1
                     if left < 0:
                         source._close_conn()  # type: ignore[attr-defined]
-                        raise http.client.IncompleteRead(b"")
+                        if not line:  # the connection closed where the next size line belongs
+                            raise http.client.IncompleteRead(b"")
+                        raise _broken_framing(f"the chunk size line {line[:64]!r} is no hexadecimal number")
                     if not left:  # the last chunk
                         source._read_and_discard_trailer()  # type: ignore[attr-defined]
                         source._close_conn()  # type: ignore[attr-defined]
@@ -1110,6 +1125,12 @@ _PROXIES_FROM_ENVIRONMENT = (
 
 # The longest chunk-size line accepted (http.client's limit for a header or size line).
 _MAX_LINE = 65536
+
+
+def _broken_framing(what: str) -> StreamInterruptedError:
+    return StreamInterruptedError(
+        f"the server broke the chunked framing of the body ({what}); retry the request"
+    )
 
 
 def read_bounded(response: requests.Response, max_bytes: int) -> bytes:
