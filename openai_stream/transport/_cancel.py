@@ -430,9 +430,12 @@ class BodyControl:
 
     def set_timeout(self, seconds: Optional[float]) -> None:
         """Bound the next socket reads to ``seconds`` (None: no limit)."""
-        if self._sock is not None:
+        sock = self._sock
+        # Only a change costs a system call (which also lets other threads take the GIL): the
+        # restore after read_end() leaves finish() nothing to do.
+        if sock is not None and sock.gettimeout() != seconds:
             try:
-                self._sock.settimeout(seconds)
+                sock.settimeout(seconds)
             except OSError:  # closed meanwhile
                 pass
 

@@ -1,0 +1,49 @@
+"""The events of the accumulator's fast path (one more fragment of content or arguments) are the classes' own.
+
+The fast path builds its events without calling the classes (``object.__new__``
+plus the values ``__init__`` sets). The expected events here are built by the
+classes' constructors from values derived by hand from the chunks.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List
+
+from openai_stream import ChatCompletionAccumulator
+from openai_stream.engine._events import ChunkEvent, ContentDeltaEvent, ToolCallDeltaEvent
+
+
+def chunk(delta: Dict[str, Any]) -> Dict[str, Any]:
+    return {"id": "c1", "object": "chat.completion.chunk", "model": "m", "choices": [{"index": 0, "delta": delta}]}
+
+
+def test_content_fragments() -> None:
+    accumulator = ChatCompletionAccumulator()
+    accumulator.feed(chunk({"role": "assistant", "content": "Hel"}))
+    second = chunk({"content": "lo"})
+    events: List[Any] = accumulator.feed(second)
+    assert [type(e) for e in events] == [ChunkEvent, ContentDeltaEvent]
+    raw, delta = events
+    assert raw == ChunkEvent(second) and raw.chunk is second
+    buffer = delta._values[2]
+    assert delta == ContentDeltaEvent(0, "lo", buffer, 5)
+    assert delta._values == ContentDeltaEvent(0, "lo", buffer, 5)._values
+    assert (delta.choice_index, delta.delta, delta.snapshot) == (0, "lo", "Hello")
+    assert delta.to_dict() == {"choice_index": 0, "delta": "lo"}
+    assert repr(delta) == "ContentDeltaEvent(choice_index=0, delta='lo')"
+    assert accumulator.feed(chunk({"content": "!"}), raw_events=False) == [ContentDeltaEvent(0, "!", buffer, 6)]
+
+
+def test_tool_argument_fragments() -> None:
+    accumulator = ChatCompletionAccumulator()
+    accumulator.feed(chunk({"role": "assistant", "content": None}))
+    announce = {"index": 0, "id": "call_1", "type": "function", "function": {"name": "f", "arguments": ""}}
+    accumulator.feed(chunk({"tool_calls": [announce]}))
+    accumulator.feed(chunk({"tool_calls": [{"index": 0, "function": {"arguments": '{"a": '}}]}))
+    events: List[Any] = accumulator.feed(chunk({"tool_calls": [{"index": 0, "function": {"arguments": "1}"}}]}))
+    assert [type(e) for e in events] == [ChunkEvent, ToolCallDeltaEvent]
+    delta = events[1]
+    buffer = delta._values[5]
+    expected = ToolCallDeltaEvent(0, 0, "call_1", "f", "1}", buffer, 8, "function")
+    assert delta == expected and delta._values == expected._values
+    assert (delta.arguments_delta, delta.arguments_snapshot, delta.call_type) == ("1}", '{"a": 1}', "function")
