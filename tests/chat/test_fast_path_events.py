@@ -14,7 +14,8 @@ from openai_stream.engine._events import ChunkEvent, ContentDeltaEvent, ToolCall
 
 
 def chunk(delta: Dict[str, Any]) -> Dict[str, Any]:
-    return {"id": "c1", "object": "chat.completion.chunk", "model": "m", "choices": [{"index": 0, "delta": delta}]}
+    choices = [{"index": 0, "delta": delta}]
+    return {"id": "c1", "object": "chat.completion.chunk", "model": "m", "choices": choices}
 
 
 def test_content_fragments() -> None:
@@ -31,7 +32,8 @@ def test_content_fragments() -> None:
     assert (delta.choice_index, delta.delta, delta.snapshot) == (0, "lo", "Hello")
     assert delta.to_dict() == {"choice_index": 0, "delta": "lo"}
     assert repr(delta) == "ContentDeltaEvent(choice_index=0, delta='lo')"
-    assert accumulator.feed(chunk({"content": "!"}), raw_events=False) == [ContentDeltaEvent(0, "!", buffer, 6)]
+    third = accumulator.feed(chunk({"content": "!"}), raw_events=False)
+    assert third == [ContentDeltaEvent(0, "!", buffer, 6)]
 
 
 def test_tool_argument_fragments() -> None:
@@ -40,10 +42,12 @@ def test_tool_argument_fragments() -> None:
     announce = {"index": 0, "id": "call_1", "type": "function", "function": {"name": "f", "arguments": ""}}
     accumulator.feed(chunk({"tool_calls": [announce]}))
     accumulator.feed(chunk({"tool_calls": [{"index": 0, "function": {"arguments": '{"a": '}}]}))
-    events: List[Any] = accumulator.feed(chunk({"tool_calls": [{"index": 0, "function": {"arguments": "1}"}}]}))
+    fragment = {"index": 0, "function": {"arguments": "1}"}}
+    events: List[Any] = accumulator.feed(chunk({"tool_calls": [fragment]}))
     assert [type(e) for e in events] == [ChunkEvent, ToolCallDeltaEvent]
     delta = events[1]
     buffer = delta._values[5]
     expected = ToolCallDeltaEvent(0, 0, "call_1", "f", "1}", buffer, 8, "function")
     assert delta == expected and delta._values == expected._values
-    assert (delta.arguments_delta, delta.arguments_snapshot, delta.call_type) == ("1}", '{"a": 1}', "function")
+    shown = (delta.arguments_delta, delta.arguments_snapshot, delta.call_type)
+    assert shown == ("1}", '{"a": 1}', "function")
