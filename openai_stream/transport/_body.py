@@ -136,14 +136,14 @@ class BodyReader:
                 # escape, bad UTF-8, not JSON) takes the general path, which decides as before.
                 # The Responses API names each event ("event: NAME" first): the same, unless the
                 # name is "error" (an error frame) or not plain ASCII (the general path checks it).
-                # No line end but the final blank line after the prefix: memchr-based finds
-                # (``count`` scans slower, and ``b"\r" in data`` raises and clears a TypeError
-                # inside CPython before it searches).
+                # No line end but the final blank line after the prefix: memchr-based finds and
+                # an index (``count`` scans slower, ``endswith`` parses its arguments, and
+                # ``b"\r" in data`` raises and clears a TypeError inside CPython before it searches).
                 start = 6 if data.startswith(b"data: ") else _named_data_start(data)
                 if (
                     start
                     and data.find(b"\n", start) == len(data) - 2
-                    and data.endswith(b"\n\n")
+                    and data[-1] == 10  # LF: with the find, the data ends with its blank line
                     and decoder.at_boundary
                     and data.find(b"\r") < 0
                     and len(data) <= limit

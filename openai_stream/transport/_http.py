@@ -1069,11 +1069,10 @@ def iter_body(response: requests.Response) -> Iterator[bytes]:
                     line = readline(_MAX_LINE + 1)
                     if len(line) > _MAX_LINE:
                         raise http.client.LineTooLong("chunk size")
-                    cut = line.find(b";")  # chunk extensions are ignored
                     try:
-                        left = int(line if cut < 0 else line[:cut], 16)
-                    except ValueError:
-                        left = -1
+                        left = int(line, 16)  # int() takes the line's CRLF for whitespace
+                    except ValueError:  # a chunk extension (ignored), or no number at all
+                        left = _chunk_size(line)
                     if left < 0:
                         source._close_conn()  # type: ignore[attr-defined]
                         if not line:  # the connection closed where the next size line belongs
@@ -1122,6 +1121,15 @@ _PROXIES_FROM_ENVIRONMENT = (
     urllib.request.getproxies is urllib.request.getproxies_environment
     and urllib.request.proxy_bypass is getattr(urllib.request, "proxy_bypass_environment", None)
 )
+
+
+def _chunk_size(line: bytes) -> int:
+    """The size on a chunk-size line with an extension (``1a;name=value``), or -1 when there is none."""
+    try:
+        return int(line.partition(b";")[0], 16)
+    except ValueError:
+        return -1
+
 
 # The longest chunk-size line accepted (http.client's limit for a header or size line).
 _MAX_LINE = 65536
