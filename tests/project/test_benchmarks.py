@@ -287,3 +287,25 @@ def _has(module: str) -> bool:
     except ImportError:
         return False
     return True
+
+
+def test_the_instruction_count_driver_consumes_each_client_s_stream(monkeypatch: pytest.MonkeyPatch) -> None:
+    # What benchmarks.instructions runs under valgrind (valgrind itself is not needed here).
+    from benchmarks import instructions
+
+    small, large, _ = instructions.PAIRS["content"]
+    tiny = Scenario("content-40", "content", 40)
+    runs: List[str] = []
+    real_run = bench_clients.FloorClient.run
+
+    def counted(self: Any, model: str, on_content: Any = None) -> str:
+        runs.append(model)
+        return str(real_run(self, model, on_content))
+
+    monkeypatch.setattr(bench_clients.FloorClient, "run", counted)
+    with SSEServer([tiny]) as server:
+        for name in ("floor", "ours.handlers"):
+            instructions.drive(name, server.base_url, tiny.name, 3)
+        instructions.drive("floor", server.base_url, tiny.name, 4, threads=2)
+    assert runs == [tiny.name] * (instructions.WARM_UPS + 3 + instructions.WARM_UPS + 4)
+    assert small.kind == large.kind == "content" and large.size > small.size
