@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import http.client
 import socket
+import time
 from typing import Any, List, Tuple
 
 import pytest
@@ -202,3 +203,25 @@ def test_a_trailer_that_never_ends_is_a_broken_body() -> None:
     assert data == EVENT
     assert isinstance(error, openai_stream.StreamInterruptedError)
     assert "trailer" in error.message
+
+
+def test_a_long_body_of_small_chunks_takes_few_socket_reads(monkeypatch: pytest.MonkeyPatch) -> None:
+    # read1 on an empty buffer reads just the rest of the current chunk from the socket, so each
+    # refill of the buffer costs a second, small read: the response reads through 64 KiB, not 8.
+    chunks = 1500
+    body = b"%x\r\n%s\r\n" % (len(EVENT), EVENT) * chunks + b"0\r\n\r\n"  # about 96 KiB
+    with FaultServer(script(raw(HEAD + body), close())) as server:
+        response = post(server)
+        time.sleep(0.2)  # the whole body is in the socket's receive buffer before the first read
+        reads: List[int] = []
+        real = socket.SocketIO.readinto
+
+        def counted(self: Any, buffer: Any) -> Any:
+            reads.append(len(buffer))
+            return real(self, buffer)
+
+        monkeypatch.setattr(socket.SocketIO, "readinto", counted)
+        data = b"".join(_http.iter_body(response))
+        response.close()
+    assert data == EVENT * chunks
+    assert len(reads) <= 4, reads  # through 8 KiB: a dozen
