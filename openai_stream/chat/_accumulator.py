@@ -255,7 +255,7 @@ class ChatCompletionAccumulator:
                 type(delta) is dict
                 and len(delta) == 1
                 and self._settled
-                and _CHUNK_KEYS.issuperset(chunk)
+                and "x_groq" not in chunk  # other fields only go to _extra (below), as in _feed
                 and _CHOICE_KEYS.issuperset(choice)
                 and choice.get("finish_reason") is None
                 and not choice.get("logprobs")
@@ -270,6 +270,8 @@ class ChatCompletionAccumulator:
                     event = _fast_delta(state, delta)
                     if event is not None:
                         self._chunks += 1
+                        if not _CHUNK_KEYS.issuperset(chunk):  # OpenAI's service_tier, obfuscation...
+                            self._keep_extra(chunk)
                         # (no typing.cast here: it costs a call and a subscript per chunk)
                         if not raw_events:
                             return [event]
@@ -318,9 +320,7 @@ class ChatCompletionAccumulator:
             if fingerprint:
                 self._fingerprint = fingerprint
         if not _CHUNK_KEYS.issuperset(chunk):
-            for key, value in chunk.items():
-                if key not in _CHUNK_KEYS and value is not None and key not in _DROPPED:
-                    self._extra[key] = value
+            self._keep_extra(chunk)
         choices = chunk.get("choices")
         if choices is not None:
             if not isinstance(choices, list):
@@ -342,6 +342,12 @@ class ChatCompletionAccumulator:
                 events.append(UsageEvent(Usage(usage)))
         if chunk.get("error") is not None or chunk.get("object") == "error":
             events.append(ErrorEvent(self.error_from_payload(chunk)))
+
+    def _keep_extra(self, chunk: Mapping[str, Any]) -> None:
+        """Keep the chunk's unknown fields (the last value of each) for the completion."""
+        for key, value in chunk.items():
+            if key not in _CHUNK_KEYS and value is not None and key not in _DROPPED:
+                self._extra[key] = value
 
     def error_from_payload(self, payload: Mapping[str, Any]) -> OpenAIError:
         """The typed error for an error payload received in the stream, with the completion so far."""

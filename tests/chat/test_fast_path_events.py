@@ -2,12 +2,16 @@
 
 The fast path builds its events without calling the classes (``object.__new__``
 plus the values ``__init__`` sets). The expected events here are built by the
-classes' constructors from values derived by hand from the chunks.
+classes' constructors from values derived by hand from the chunks. Chunks
+with fields of their own (OpenAI's ``service_tier`` and ``obfuscation``)
+take the fast path too, and keep those fields as the general path does.
 """
 
 from __future__ import annotations
 
 from typing import Any, Dict, List
+
+import pytest
 
 from openai_stream import ChatCompletionAccumulator
 from openai_stream.engine._events import ChunkEvent, ContentDeltaEvent, ToolCallDeltaEvent
@@ -51,3 +55,41 @@ def test_tool_argument_fragments() -> None:
     assert delta == expected and delta._values == expected._values
     shown = (delta.arguments_delta, delta.arguments_snapshot, delta.call_type)
     assert shown == ("1}", '{"a": 1}', "function")
+
+
+def openai_chunk(delta: Dict[str, Any], **fields: Any) -> Dict[str, Any]:
+    """A chunk as OpenAI sends it: service_tier and obfuscation beside the usual fields."""
+    choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": None}
+    chunk = {
+        "id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "m", "service_tier": "default",
+        "system_fingerprint": "fp", "usage": None, "choices": [choice], "obfuscation": "pad",
+    }
+    chunk.update(fields)
+    return chunk
+
+
+def test_chunks_with_fields_of_their_own_take_the_fast_path_and_keep_those_fields(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    general: List[Dict[str, Any]] = []
+    real_feed = ChatCompletionAccumulator._feed
+
+    def counted(self: Any, chunk: Dict[str, Any], events: List[Any]) -> None:
+        general.append(chunk)
+        real_feed(self, chunk, events)
+
+    monkeypatch.setattr(ChatCompletionAccumulator, "_feed", counted)
+    accumulator = ChatCompletionAccumulator()
+    accumulator.feed(openai_chunk({"role": "assistant", "content": ""}))
+    events = accumulator.feed(openai_chunk({"content": "Hi"}, service_tier="flex"))
+    assert [e.type for e in events] == ["chunk", "content.delta"]
+    assert len(general) == 1  # only the first chunk went the general way
+    # Groq's usage under x_groq is the general path's to read.
+    usage = {"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3}
+    groq = openai_chunk({"content": "!"}, service_tier="flex", x_groq={"usage": usage})
+    with_usage = accumulator.feed(groq)
+    assert [e.type for e in with_usage] == ["chunk", "content.delta", "usage"]
+    completion = accumulator.completion().to_dict()
+    assert completion["service_tier"] == "flex" and "obfuscation" not in completion
+    assert completion["choices"][0]["message"]["content"] == "Hi!"
+    assert completion["usage"] == usage
