@@ -256,7 +256,6 @@ class ChatCompletionAccumulator:
                 and len(delta) == 1
                 and self._settled
                 and "x_groq" not in chunk  # other fields only go to _extra (below), as in _feed
-                and _CHOICE_KEYS.issuperset(choice)
                 and choice.get("finish_reason") is None
                 and not choice.get("logprobs")
                 and chunk.get("usage") is None
@@ -272,6 +271,8 @@ class ChatCompletionAccumulator:
                         self._chunks += 1
                         if not _CHUNK_KEYS.issuperset(chunk):  # OpenAI's service_tier, obfuscation...
                             self._keep_extra(chunk)
+                        if not _CHOICE_KEYS.issuperset(choice):  # Azure's content_filter_results...
+                            _keep_choice_extra(state, choice)
                         # (no typing.cast here: it costs a call and a subscript per chunk)
                         if not raw_events:
                             return [event]
@@ -374,9 +375,7 @@ class ChatCompletionAccumulator:
         if delta:
             self._feed_delta(state, delta, events)
         if not _CHOICE_KEYS.issuperset(choice):
-            for key, value in choice.items():
-                if key not in _CHOICE_KEYS and value is not None:
-                    state.choice_extra[key] = value
+            _keep_choice_extra(state, choice)
         logprobs = choice.get("logprobs")
         if logprobs:
             self._feed_logprobs(state, logprobs)
@@ -873,6 +872,13 @@ def _late_fragment(state: _Choice, call: Optional[_ToolCall]) -> str:
         "finished); the server sent more for a finished call, so its arguments cannot be "
         "trusted: retry the request"
     )
+
+
+def _keep_choice_extra(state: _Choice, choice: Dict[str, Any]) -> None:
+    """Keep the choice's unknown fields (the last value of each) for the completion's choice."""
+    for key, value in choice.items():
+        if key not in _CHOICE_KEYS and value is not None:
+            state.choice_extra[key] = value
 
 
 def _fast_delta(state: _Choice, delta: Dict[str, Any]) -> Optional[Event]:

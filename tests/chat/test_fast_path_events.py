@@ -3,7 +3,8 @@
 The fast path builds its events without calling the classes (``object.__new__``
 plus the values ``__init__`` sets). The expected events here are built by the
 classes' constructors from values derived by hand from the chunks. Chunks
-with fields of their own (OpenAI's ``service_tier`` and ``obfuscation``)
+with fields of their own (OpenAI's ``service_tier`` and ``obfuscation``, Azure's
+``content_filter_results`` on a choice)
 take the fast path too, and keep those fields as the general path does.
 """
 
@@ -93,3 +94,32 @@ def test_chunks_with_fields_of_their_own_take_the_fast_path_and_keep_those_field
     assert completion["service_tier"] == "flex" and "obfuscation" not in completion
     assert completion["choices"][0]["message"]["content"] == "Hi!"
     assert completion["usage"] == usage
+
+
+def test_choices_with_fields_of_their_own_take_the_fast_path_and_keep_those_fields(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    general: List[Dict[str, Any]] = []
+    real_feed = ChatCompletionAccumulator._feed
+
+    def counted(self: Any, chunk: Dict[str, Any], events: List[Any]) -> None:
+        general.append(chunk)
+        real_feed(self, chunk, events)
+
+    monkeypatch.setattr(ChatCompletionAccumulator, "_feed", counted)
+
+    def azure_chunk(delta: Dict[str, Any], filters: Any) -> Dict[str, Any]:
+        chunk = openai_chunk(delta)
+        chunk["choices"][0]["content_filter_results"] = filters  # as Azure OpenAI sends them
+        return chunk
+
+    safe = {"hate": {"filtered": False, "severity": "safe"}}
+    accumulator = ChatCompletionAccumulator()
+    accumulator.feed(azure_chunk({"role": "assistant", "content": ""}, {}))
+    events = accumulator.feed(azure_chunk({"content": "Hi"}, safe))
+    accumulator.feed(azure_chunk({"content": "!"}, None))  # None keeps the value before, as ever
+    assert [e.type for e in events] == ["chunk", "content.delta"]
+    assert len(general) == 1
+    choice = accumulator.completion().to_dict()["choices"][0]
+    assert choice["content_filter_results"] == safe
+    assert choice["message"]["content"] == "Hi!"
