@@ -826,6 +826,13 @@ def _closed_error() -> OpenAIError:
     )
 
 
+class _HeadersOnly(requests.auth.AuthBase):
+    """Auth that leaves a request as it is: the client's credentials are already in its headers."""
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        return request
+
+
 class _Session(requests.Session):
     """A session whose redirects to another host carry none of the caller's headers.
 
@@ -844,6 +851,10 @@ class _Session(requests.Session):
 
     def __init__(self) -> None:
         super().__init__()
+        # requests reads ~/.netrc (or $NETRC) for any request with no auth of its own and on every
+        # redirect, and an entry for the API host would replace the key with Basic auth; this
+        # client's credentials are its headers alone (httpx, under openai-python, reads no netrc).
+        self.auth = _HeadersOnly()
         # (inputs, copy of the environment, settings): replaced whole, never changed in place, so a
         # thread reads one consistent triple without a lock.
         self._environment_memo: Optional[Tuple[Tuple[Any, ...], Dict[Any, Any], Dict[str, Any]]] = None
@@ -877,7 +888,7 @@ class _Session(requests.Session):
             for name in list(prepared_request.headers):
                 if name.lower() not in _KEPT_ACROSS_HOSTS:
                     del prepared_request.headers[name]
-        super().rebuild_auth(prepared_request, response)  # type: ignore[no-untyped-call]
+        # Not requests' own rebuild_auth: all it adds to the above is credentials from ~/.netrc.
 
     def get_redirect_target(self, resp: requests.Response) -> Optional[str]:
         location: Optional[str] = super().get_redirect_target(resp)

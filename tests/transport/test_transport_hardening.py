@@ -26,10 +26,18 @@ from conftest import TLS
 from fault_server import FaultServer, chunk, head, raw, read_request, refuse_port, script, stall
 
 import openai_stream
+from openai_stream.testing import ReplayServer, ScriptedResponse
 from openai_stream.transport import _http
 
 KEY = "sk-test/Zq9x1234secret"  # a "/" so that JSON can escape it as "\/"
 CHUNK = {"id": "c1", "choices": [{"index": 0, "delta": {"content": "ok"}, "finish_reason": "stop"}]}
+COMPLETION = {
+    "id": "c1",
+    "object": "chat.completion",
+    "created": 0,
+    "model": "m",
+    "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}],
+}
 SSE_OK = b"data: " + json.dumps(CHUNK).encode() + b"\n\ndata: [DONE]\n\n"
 
 
@@ -201,6 +209,38 @@ def test_credentials_in_base_url_are_refused_without_repeating_them(
     text = str(info.value) + repr(info.value) + caplog.text
     assert "hunter2pass" not in text and "alice" not in text
     assert "127.0.0.1:1" in str(info.value) and "api_key" in str(info.value)
+
+
+@pytest.mark.parametrize("call", ["stream", "create", "redirect"])
+def test_a_netrc_entry_for_the_host_never_replaces_the_key(
+    call: str, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # requests reads ~/.netrc (or $NETRC) for every request without auth of its own, and on every
+    # redirect, and an entry for the host turns the Bearer key into Basic auth with the netrc
+    # password (httpx, under openai-python, never reads it).
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine 127.0.0.1 login alice password hunter2pass\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / ".netrc").write_text(netrc.read_text())
+    (tmp_path / ".netrc").chmod(0o600)
+    with ReplayServer() as server:
+        if call == "redirect":
+            location = server.base_url + "/chat/completions"
+            server.add(ScriptedResponse(status=307, headers={"Location": location}))
+        if call == "create":
+            server.add(ScriptedResponse.json(COMPLETION))
+        else:
+            server.add(ScriptedResponse.from_chunks([CHUNK]))
+        client = openai_stream.Client(api_key=KEY, base_url=server.base_url, timeout=10)
+        if call == "create":
+            client.chat.completions.create(model="m", messages=[])
+        else:
+            client.chat.completions.stream(model="m", messages=[]).until_done()
+        seen = [request.headers.get("Authorization", "") for request in server.requests]
+    assert len(seen) == (2 if call == "redirect" else 1)
+    assert all(value == "Bearer " + KEY for value in seen), seen
 
 
 # --- redaction ----------------------------------------------------------------------------------
