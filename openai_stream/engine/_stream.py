@@ -533,8 +533,9 @@ class BaseStream(EventEmitter, Generic[R]):
         """The request's timeouts, with the socket read timeout no longer than ``idle_timeout``."""
         limits = as_timeout(self._timeout) if self._timeout is not None else self._transport.timeout
         idle = self._idle_timeout
-        if idle is not None and (limits.read is None or idle < limits.read):
-            return IdleTimeout(connect=limits.connect, read=idle)  # the type names the setting in errors
+        if idle is not None and (limits.read is None or idle <= limits.read):
+            # The type names the setting in errors.
+            return IdleTimeout(connect=limits.connect, read=idle, timeout_read=limits.read)
         return limits
 
     def _run(self, yielding: bool = True) -> Iterator[Event]:

@@ -126,13 +126,22 @@ class Timeout:
 
 
 class IdleTimeout(Timeout):
-    """A stream's :class:`Timeout` whose ``read`` is its ``idle_timeout`` (shorter than the read timeout).
+    """A stream's :class:`Timeout` whose ``read`` is its ``idle_timeout`` (no longer than the read timeout).
 
     The same limits; the type only tells an error message which setting
     fired, so it names ``idle_timeout=`` rather than ``timeout=``.
+    ``timeout_read`` is the read part of ``timeout=`` it stands in for: when
+    the two are equal, the message names both (raising one alone changes
+    nothing).
     """
 
-    __slots__ = ()
+    __slots__ = ("timeout_read",)
+
+    def __init__(
+        self, *, connect: Optional[float], read: Optional[float], timeout_read: Optional[float]
+    ) -> None:
+        super().__init__(connect=connect, read=read)
+        self.timeout_read = timeout_read
 
 
 def _seconds(value: Any, what: str) -> Optional[float]:
@@ -1019,6 +1028,12 @@ def body_reader(response: requests.Response) -> Callable[[int], bytes]:
 def _headers_late(timeouts: Timeout) -> str:
     """A read timeout before the response headers: which limit fired, and which setting raises it."""
     seconds = "" if timeouts.read is None else f" within {timeouts.read:g} s"
+    if isinstance(timeouts, IdleTimeout) and timeouts.timeout_read == timeouts.read:
+        return (
+            f"its response headers did not all arrive{seconds}, both the stream's idle_timeout= and the "
+            "read part of timeout= (equal here, and each bounds the wait for the headers); raise both "
+            "if the model is slow to start answering"
+        )
     if isinstance(timeouts, IdleTimeout):
         return (
             f"its response headers did not all arrive{seconds}, the stream's idle_timeout (which also "

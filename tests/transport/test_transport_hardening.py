@@ -412,18 +412,23 @@ def dribbled_headers(conn: socket.socket, request: bytes) -> None:
 
 
 @pytest.mark.parametrize("server_sends", ["no headers", "headers slowly"])
-@pytest.mark.parametrize("limit", ["timeout", "idle_timeout"])
+@pytest.mark.parametrize("limit", ["timeout", "idle_timeout", "both"])
 def test_a_header_wait_that_runs_out_names_the_limit_that_fired_and_the_setting_to_raise(
     limit: str, server_sends: str
 ) -> None:
     # Issue 10: the message used to say "sent no answer within the read timeout; raise Timeout(read=...)"
-    # even when idle_timeout (shorter than the read timeout) was the limit that fired.
+    # even when idle_timeout (shorter than the read timeout) was the limit that fired. When the two are
+    # equal, raising either alone leaves the other at the same value: the message names both.
     handler = stall(5) if server_sends == "no headers" else dribbled_headers
     with FaultServer(handler) as server:
         if limit == "timeout":
             client = client_for(server, max_retries=0, timeout=openai_stream.Timeout(connect=5, read=0.4))
-        else:
+        elif limit == "idle_timeout":
             client = client_for(server, max_retries=0, timeout=30, idle_timeout=0.4)
+        else:
+            client = client_for(
+                server, max_retries=0, timeout=openai_stream.Timeout(connect=5, read=0.4), idle_timeout=0.4
+            )
         with pytest.raises(openai_stream.APITimeoutError) as caught:
             stream_once(client)
     message = str(caught.value)
@@ -431,9 +436,12 @@ def test_a_header_wait_that_runs_out_names_the_limit_that_fired_and_the_setting_
     if limit == "timeout":
         assert "the read part of timeout=" in message and "Timeout(connect=..., read=...)" in message
         assert "idle_timeout" not in message
-    else:
+    elif limit == "idle_timeout":
         assert "idle_timeout" in message and "raise idle_timeout=" in message
         assert "Timeout(" not in message and "read part of timeout" not in message
+    else:
+        assert "idle_timeout=" in message and "the read part of timeout=" in message
+        assert "raise both" in message
 
 
 def test_create_names_the_read_part_of_timeout_when_no_headers_come() -> None:
