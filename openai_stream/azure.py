@@ -22,7 +22,7 @@ import os
 from typing import Any, Callable, Dict, Mapping, Optional, Union
 from urllib.parse import quote, urlsplit
 
-from .client import Client, shown_url
+from .client import Client, account_headers, shown_url
 from .errors import OpenAIError
 from .transport._http import DEFAULT_TIMEOUT, TimeoutTypes
 from .transport._sse import DEFAULT_MAX_EVENT_BYTES
@@ -172,12 +172,6 @@ class AzureClient(Client):
         self._api_key = api_key
         self._v1 = v1
         self._root = root
-        headers: Dict[str, str] = {}
-        if organization:
-            headers["OpenAI-Organization"] = organization
-        if project:
-            headers["OpenAI-Project"] = project
-        headers.update(default_headers or {})
         query = dict(default_query or {})
         if api_version is not None and api_version not in _V1_VERSIONS:
             query["api-version"] = api_version
@@ -186,7 +180,7 @@ class AzureClient(Client):
             base_url=base_url,
             timeout=timeout,
             max_retries=max_retries,
-            default_headers=headers,
+            default_headers=account_headers(organization, project, default_headers),
             default_query=query,
             max_connections=max_connections,
             max_event_bytes=max_event_bytes,

@@ -103,18 +103,12 @@ class Client:
         """What this client was made with (the environment read), for :meth:`with_options`."""
         self.organization = organization
         self.project = project
-        headers: Dict[str, str] = {}
-        if organization:
-            headers["OpenAI-Organization"] = organization
-        if project:
-            headers["OpenAI-Project"] = project
-        headers.update(default_headers or {})
         self._setup(
             api_key=api_key,
             base_url=base_url,
             timeout=timeout,
             max_retries=max_retries,
-            default_headers=headers,
+            default_headers=account_headers(organization, project, default_headers),
             default_query=default_query,
             max_connections=max_connections,
             max_event_bytes=max_event_bytes,
@@ -321,6 +315,19 @@ class Client:
 
 
 _C = TypeVar("_C", bound=Client)
+
+
+def account_headers(
+    organization: Optional[str], project: Optional[str], default_headers: Optional[Mapping[str, str]]
+) -> Dict[str, str]:
+    """The ``OpenAI-Organization`` and ``OpenAI-Project`` headers, with ``default_headers`` over them."""
+    headers: Dict[str, str] = {}
+    if organization:
+        headers["OpenAI-Organization"] = organization
+    if project:
+        headers["OpenAI-Project"] = project
+    headers.update(default_headers or {})
+    return headers
 
 
 def shown_url(url: str) -> str:
