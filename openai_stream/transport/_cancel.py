@@ -36,6 +36,7 @@ from ..errors import APIUserAbortError
 from ._deadline import arm, disarm
 
 __all__ = [
+    "MAX_LINE",
     "Attempt",
     "BodyControl",
     "CancelScope",
@@ -225,8 +226,8 @@ class _Response(http.client.HTTPResponse):
         # as http.client bounds a head (lines of 64 KiB, 100 fields); EOF ends the trailer too.
         fp: Any = self.fp
         for _ in range(_MAX_TRAILER_FIELDS + 1):
-            line = fp.readline(_MAX_LINE + 1)
-            if len(line) > _MAX_LINE:
+            line = fp.readline(MAX_LINE + 1)
+            if len(line) > MAX_LINE:
                 raise http.client.LineTooLong("trailer line")
             if line in (b"\r\n", b"\n", b""):
                 return
@@ -235,8 +236,9 @@ class _Response(http.client.HTTPResponse):
 
 _READ_BUFFER = 65536
 
-# http.client's limits for one header line and for the fields of a head, applied to a trailer.
-_MAX_LINE = 65536
+# http.client's limits for one header line and for the fields of a head: here for a trailer, and
+# MAX_LINE in _http.py for a chunk-size line.
+MAX_LINE = 65536
 _MAX_TRAILER_FIELDS = 100
 
 

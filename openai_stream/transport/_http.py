@@ -41,7 +41,7 @@ from ..errors import (
     error_for_status,
 )
 from ..hooks import Hooks, RequestInfo, ResponseInfo, RetryInfo
-from ._cancel import Attempt, StreamAdapter, attempting, check_cancelled
+from ._cancel import MAX_LINE, Attempt, StreamAdapter, attempting, check_cancelled
 from ._cancel import sleep as _cancellable_sleep
 from ._fork import generation as fork_generation
 from ._trace import Trace, current_trace
@@ -1092,8 +1092,8 @@ def iter_body(response: requests.Response) -> Iterator[bytes]:
                             if len(end) < 2:
                                 raise http.client.IncompleteRead(end, 2 - len(end))
                             raise _broken_framing(f"{end!r} where the CRLF after a chunk's data belongs")
-                    line = readline(_MAX_LINE + 1)
-                    if len(line) > _MAX_LINE:
+                    line = readline(MAX_LINE + 1)
+                    if len(line) > MAX_LINE:
                         raise http.client.LineTooLong("chunk size")
                     try:
                         left = int(line, 16)  # int() takes the line's CRLF for whitespace
@@ -1155,10 +1155,6 @@ def _chunk_size(line: bytes) -> int:
         return int(line.partition(b";")[0], 16)
     except ValueError:
         return -1
-
-
-# The longest chunk-size line accepted (http.client's limit for a header or size line).
-_MAX_LINE = 65536
 
 
 def _broken_framing(what: str) -> StreamInterruptedError:
