@@ -17,6 +17,7 @@ retries before the first byte, the error hierarchy). What is its own:
 
 from __future__ import annotations
 
+import copy
 import logging
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Dict, FrozenSet, Mapping, Optional
 
@@ -248,17 +249,7 @@ def _response_not_found(error: NotFoundError, response_id: str, *, resuming: boo
     )
     if error.request_id:
         message += f" [request id {error.request_id}]"
-    found = NotFoundError(
-        message,
-        status_code=error.status_code,
-        headers=error.headers,
-        request_id=error.request_id,
-        body=error.body,
-        payload=error.payload,
-        code=error.code,
-        type=error.type,
-        param=error.param,
-        completion=error.completion,
-        response=error.response,
-    )
+    found = copy.copy(error)  # every field kept (OpenAIError.__copy__), the message replaced
+    found.message = message
+    found.args = (message,)
     return found
