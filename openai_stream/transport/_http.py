@@ -876,7 +876,8 @@ class _Session(requests.Session):
         for requests without proxies of their own (``Session.request`` passes
         ``{}``; ``None`` means something else to ``requests``). The memo holds a copy of
         ``os.environ``'s contents: any change there (a proxy set or removed,
-        a CA bundle named) gathers the settings again.
+        a CA bundle named) gathers the settings again, and settings gathered
+        while it changed are not remembered.
         """
         environ = getattr(os.environ, "_data", None)
         if proxies != {} or not (self.trust_env and _PROXIES_FROM_ENVIRONMENT and type(environ) is dict):
@@ -884,9 +885,17 @@ class _Session(requests.Session):
         inputs = (url, stream, verify, cert, self.proxies, self.stream, self.verify, self.cert)
         memo = self._environment_memo
         if memo is None or memo[0] != inputs or memo[1] != environ:
-            seen = dict(environ)  # copied before reading: a change meanwhile is caught next time
-            settings: Any = super().merge_environment_settings(url, {}, stream, verify, cert)
+            # Both copied before requests reads them, and remembered only if os.environ still holds
+            # the copy when requests is done: requests' own set_environ puts no_proxy there for one
+            # lookup whenever a request anywhere in the process passes proxies with "no_proxy", and
+            # what was read during such a moment is this request's answer alone (as with requests);
+            # filed under the environment from before, it would outlive the moment. (A change undone
+            # within one gathering cannot be told from none; requests' own answer has the same race.)
             kept = (url, stream, verify, cert, dict(self.proxies), self.stream, self.verify, self.cert)
+            seen = dict(environ)
+            settings: Any = super().merge_environment_settings(url, {}, stream, verify, cert)
+            if environ != seen:
+                return settings
             memo = self._environment_memo = (kept, seen, {**settings, "proxies": dict(settings["proxies"])})
         return {**memo[2], "proxies": dict(memo[2]["proxies"])}  # a copy the caller may change
 

@@ -10,6 +10,7 @@ test instead of passing it.
 from __future__ import annotations
 
 import json
+import os
 import ssl
 import threading
 from typing import Any
@@ -192,3 +193,54 @@ def test_the_environment_is_read_again_only_when_it_changed(monkeypatch: pytest.
             client.chat.completions.stream(model="m", messages=[]).until_done()
         assert len(reads) == 2
         client.close()
+
+
+def test_a_no_proxy_set_for_a_moment_by_another_thread_is_not_remembered_once_it_is_gone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # requests' own set_environ puts no_proxy into os.environ for one proxy lookup whenever a request
+    # anywhere in the process passes proxies={"no_proxy": ...}. A request of ours gathering the
+    # environment meanwhile goes direct, as requests' own would; once the variable is gone, the next
+    # request goes through the proxy again (a memo filed under the environment as it was before
+    # that moment would send every later request direct).
+    import requests.sessions
+    import requests.utils
+
+    holding, release = threading.Event(), threading.Event()
+    set_environ: Any = requests.utils.set_environ  # typed by requests for None alone
+
+    def other_request() -> None:
+        with set_environ("no_proxy", "127.0.0.1"):
+            holding.set()
+            release.wait(10)
+
+    other = threading.Thread(target=other_request)
+    original = requests.sessions.get_environ_proxies
+
+    def gathered(url: str, no_proxy: Any = None) -> Any:
+        if not holding.is_set():  # the first gathering happens during the other thread's moment
+            other.start()
+            assert holding.wait(10)
+        return original(url, no_proxy=no_proxy)
+
+    monkeypatch.setattr(requests.sessions, "get_environ_proxies", gathered)
+    with FaultServer(whole_stream()) as server, ForwardProxy() as proxy:
+        monkeypatch.setenv("HTTP_PROXY", proxy.url)
+        client = openai_stream.Client(api_key="sk-test", base_url=server.base_url, max_retries=0)
+
+        def content() -> str:
+            completion = client.chat.completions.stream(model="m", messages=[]).until_done()
+            return completion.choices[0].message.content or ""
+
+        try:
+            assert content() == "one two three"
+            assert (len(proxy.request_lines), server.connections) == (0, 1)  # direct, during the moment
+        finally:
+            release.set()
+            other.join(10)
+        assert "no_proxy" not in os.environ and "NO_PROXY" not in os.environ
+        for sent in (1, 2):
+            assert content() == "one two three"
+            assert (len(proxy.request_lines), server.connections) == (sent, 1 + sent)  # through the proxy
+        client.close()
+    assert proxy.errors == [] and server.errors == []
