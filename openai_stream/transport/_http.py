@@ -1004,10 +1004,15 @@ def body_reader(response: requests.Response) -> Callable[[int], bytes]:
     raw: Any = response.raw
     fp = getattr(raw, "_fp", None)
     framing = response.headers.get("transfer-encoding")
-    if framing is not None and isinstance(fp, http.client.HTTPResponse) and not fp.chunked:
+    if (
+        framing is not None
+        and isinstance(fp, http.client.HTTPResponse)
+        and not fp.chunked
+        and framing.strip().lower() != "identity"
+    ):
         # http.client (under urllib3 alike) dechunks only "chunked" exactly, and reads any other
         # Transfer-Encoding as raw bytes to the close, framing and all; no transfer coding (gzip) is
-        # decoded by either library.
+        # decoded by either library. RFC 2616's "identity" (no coding at all) is read right that way.
         raise InvalidStreamDataError(
             f"the server sent its answer with Transfer-Encoding {framing!r}, which cannot be read here "
             "(only 'chunked' alone is; a transfer coding such as gzip is not decoded); ask the server "

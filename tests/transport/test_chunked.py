@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import http.client
 import socket
-import time
+import threading
 from typing import Any, List, Tuple
 
 import pytest
@@ -192,6 +192,19 @@ def test_a_transfer_coding_other_than_chunked_is_refused(value: str) -> None:
     assert "Transfer-Encoding" in info.value.message and repr(value) in info.value.message
 
 
+@pytest.mark.parametrize("value", ["identity", "Identity "])
+def test_transfer_encoding_identity_is_a_plain_body(value: str) -> None:
+    # RFC 2616's "identity" (no transfer coding, dropped by RFC 7230 but still sent by old servers)
+    # frames nothing: http.client reads such a body to the close, as it should.
+    head = HEAD.replace(b"Transfer-Encoding: chunked", b"Transfer-Encoding: " + value.encode())
+    answer = head + EVENT + b"data: [DONE]\n\n"
+    with FaultServer(script(raw(answer), close())) as server:
+        client = openai_stream.Client(api_key="k", base_url=server.base_url, max_retries=0, timeout=5)
+        completion = client.chat.completions.stream(model="m", messages=[]).until_done()
+        client.close()
+    assert completion.choices[0].message.content == "hi"
+
+
 def test_a_trailer_that_never_ends_is_a_broken_body() -> None:
     # http.client discards trailer lines for as long as they come, with no data for the idle
     # deadline to see: a server could hold the stream open forever. At most as many trailer
@@ -210,9 +223,15 @@ def test_a_long_body_of_small_chunks_takes_few_socket_reads(monkeypatch: pytest.
     # refill of the buffer costs a second, small read: the response reads through 64 KiB, not 8.
     chunks = 1500
     body = b"%x\r\n%s\r\n" % (len(EVENT), EVENT) * chunks + b"0\r\n\r\n"  # about 96 KiB
-    with FaultServer(script(raw(HEAD + body), close())) as server:
+    written = threading.Event()
+
+    def mark_written(conn: Any, request: bytes) -> None:
+        written.set()
+
+    with FaultServer(script(raw(HEAD + body), mark_written, close())) as server:
         response = post(server)
-        time.sleep(0.2)  # the whole body is in the socket's receive buffer before the first read
+        # Once sendall returned, the whole body is in this socket's receive buffer (loopback).
+        assert written.wait(10)
         reads: List[int] = []
         real = socket.SocketIO.readinto
 
