@@ -69,17 +69,23 @@ def openai_chunk(delta: Dict[str, Any], **fields: Any) -> Dict[str, Any]:
     return chunk
 
 
-def test_chunks_with_fields_of_their_own_take_the_fast_path_and_keep_those_fields(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    general: List[Dict[str, Any]] = []
+@pytest.fixture
+def general(monkeypatch: pytest.MonkeyPatch) -> List[Dict[str, Any]]:
+    """The chunks that went the accumulator's general way (its ``_feed``), in order."""
+    taken: List[Dict[str, Any]] = []
     real_feed = ChatCompletionAccumulator._feed
 
     def counted(self: Any, chunk: Dict[str, Any], events: List[Any]) -> None:
-        general.append(chunk)
+        taken.append(chunk)
         real_feed(self, chunk, events)
 
     monkeypatch.setattr(ChatCompletionAccumulator, "_feed", counted)
+    return taken
+
+
+def test_chunks_with_fields_of_their_own_take_the_fast_path_and_keep_those_fields(
+    general: List[Dict[str, Any]],
+) -> None:
     accumulator = ChatCompletionAccumulator()
     accumulator.feed(openai_chunk({"role": "assistant", "content": ""}))
     events = accumulator.feed(openai_chunk({"content": "Hi"}, service_tier="flex"))
@@ -97,16 +103,8 @@ def test_chunks_with_fields_of_their_own_take_the_fast_path_and_keep_those_field
 
 
 def test_choices_with_fields_of_their_own_take_the_fast_path_and_keep_those_fields(
-    monkeypatch: pytest.MonkeyPatch,
+    general: List[Dict[str, Any]],
 ) -> None:
-    general: List[Dict[str, Any]] = []
-    real_feed = ChatCompletionAccumulator._feed
-
-    def counted(self: Any, chunk: Dict[str, Any], events: List[Any]) -> None:
-        general.append(chunk)
-        real_feed(self, chunk, events)
-
-    monkeypatch.setattr(ChatCompletionAccumulator, "_feed", counted)
 
     def azure_chunk(delta: Dict[str, Any], filters: Any) -> Dict[str, Any]:
         chunk = openai_chunk(delta)
