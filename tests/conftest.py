@@ -24,6 +24,7 @@ at another copy.
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import sys
 from pathlib import Path
@@ -51,6 +52,29 @@ RESPONSES_FIXTURES = TESTS / "fixtures" / "responses"
 """The Responses API transcripts (all the project's own) and their ``SOURCES.md``."""
 EXPECTED_RESPONSES = TESTS / "expected_responses"
 """The Responses API oracle's expectations (``make_expected_responses.py``)."""
+RESPONSES_NAMES = sorted(p.stem for p in RESPONSES_FIXTURES.glob("*.sse"))
+"""The Responses API transcripts' names (without ``.sse``)."""
+RESPONSES_HIGH_LEVEL = (
+    "content.delta",
+    "content.done",
+    "refusal.delta",
+    "refusal.done",
+    "reasoning.delta",
+    "reasoning.done",
+    "tool_call.delta",
+    "tool_call.done",
+    "usage",
+    "done",
+    "completion",
+    "error",
+)
+"""The chat-compatible events a Responses stream emits beside the server's own."""
+
+
+def expected_response(name: str) -> Dict[str, Any]:
+    """The Responses oracle's expectation for transcript ``name``."""
+    data: Dict[str, Any] = json.loads((EXPECTED_RESPONSES / f"{name}.json").read_text(encoding="utf-8"))
+    return data
 TLS = TESTS / "fixtures" / "tls"
 """The loopback test certificate and key."""
 PACKAGE = REPO / "openai_stream"

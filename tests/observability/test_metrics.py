@@ -72,6 +72,20 @@ def scripted_stream(
     return stream
 
 
+def run_scripted(
+    monkeypatch: pytest.MonkeyPatch, chunks: List[Dict[str, Any]], arrivals: List[float]
+) -> openai_stream.ChatCompletionStream:
+    """Stream ``chunks`` from a replay server to the end, the metrics' clock reading ``arrivals``."""
+    clock = ScriptedClock(arrivals)
+    monkeypatch.setattr(_metrics, "_clock", clock)
+    with ReplayServer([ScriptedResponse.from_chunks(chunks)]) as server, openai_stream.Client(
+        api_key="sk-test", base_url=server.base_url
+    ) as client:
+        stream = scripted_stream(client, clock)
+        stream.until_done()
+    return stream
+
+
 def test_counts_timings_and_rate_from_a_scripted_clock(monkeypatch: pytest.MonkeyPatch) -> None:
     n = 100
     chunks = content_chunks(n, usage={"prompt_tokens": 7, "completion_tokens": n, "total_tokens": 7 + n})
@@ -80,13 +94,7 @@ def test_counts_timings_and_rate_from_a_scripted_clock(monkeypatch: pytest.Monke
     arrivals = [2.0]
     for gap in gaps:
         arrivals.append(arrivals[-1] + gap)
-    clock = ScriptedClock(arrivals)
-    monkeypatch.setattr(_metrics, "_clock", clock)
-    with ReplayServer([ScriptedResponse.from_chunks(chunks)]) as server, openai_stream.Client(
-        api_key="sk-test", base_url=server.base_url
-    ) as client:
-        stream = scripted_stream(client, clock)
-        stream.until_done()
+    stream = run_scripted(monkeypatch, chunks, arrivals)
     m = stream.metrics
     assert m.finished and m is stream.metrics
     assert (m.chunks, m.content_deltas, m.output_deltas) == (len(chunks), n, n)
@@ -107,13 +115,7 @@ def test_without_usage_the_rate_counts_deltas_and_says_so(monkeypatch: pytest.Mo
     n = 20
     chunks = content_chunks(n, empty_first=False)
     arrivals = [1.0 + 0.5 * i for i in range(len(chunks))]
-    clock = ScriptedClock(arrivals)
-    monkeypatch.setattr(_metrics, "_clock", clock)
-    with ReplayServer([ScriptedResponse.from_chunks(chunks)]) as server, openai_stream.Client(
-        api_key="sk-test", base_url=server.base_url
-    ) as client:
-        stream = scripted_stream(client, clock)
-        stream.until_done()
+    stream = run_scripted(monkeypatch, chunks, arrivals)
     m = stream.metrics
     assert m.usage is None and m.output_tokens is None
     assert m.tokens_source == "deltas"
@@ -130,13 +132,7 @@ def test_the_gap_median_of_a_long_stream_is_estimated_from_a_sample(monkeypatch:
     arrivals = [0.0]
     for gap in gaps:
         arrivals.append(arrivals[-1] + gap)
-    clock = ScriptedClock([a + 1.0 for a in arrivals])
-    monkeypatch.setattr(_metrics, "_clock", clock)
-    with ReplayServer([ScriptedResponse.from_chunks(chunks)]) as server, openai_stream.Client(
-        api_key="sk-test", base_url=server.base_url
-    ) as client:
-        stream = scripted_stream(client, clock)
-        stream.until_done()
+    stream = run_scripted(monkeypatch, chunks, [a + 1.0 for a in arrivals])
     m = stream.metrics
     assert m.gap_max == pytest.approx(max(gaps))
     assert m.gap_median is not None

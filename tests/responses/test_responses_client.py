@@ -16,7 +16,13 @@ import threading
 from typing import Any, Dict, List, Optional, Tuple
 
 import pytest
-from conftest import EXPECTED_RESPONSES, RESPONSES_FIXTURES
+from conftest import (
+    EXPECTED_RESPONSES,
+    RESPONSES_FIXTURES,
+    RESPONSES_HIGH_LEVEL,
+    RESPONSES_NAMES,
+    expected_response,
+)
 from fault_server import FaultServer, chunk, close, head, script, sse, stall
 
 import openai_stream
@@ -37,26 +43,9 @@ from openai_stream.testing import ReplayServer, ScriptedResponse, split_sse_even
 
 FIXTURES = RESPONSES_FIXTURES
 EXPECTED = EXPECTED_RESPONSES
-NAMES = sorted(p.stem for p in FIXTURES.glob("*.sse"))
-HIGH_LEVEL = (
-    "content.delta",
-    "content.done",
-    "refusal.delta",
-    "refusal.done",
-    "reasoning.delta",
-    "reasoning.done",
-    "tool_call.delta",
-    "tool_call.done",
-    "usage",
-    "done",
-    "completion",
-    "error",
-)
-
-
-def expected_for(name: str) -> Dict[str, Any]:
-    data: Dict[str, Any] = json.loads((EXPECTED / f"{name}.json").read_text(encoding="utf-8"))
-    return data
+NAMES = RESPONSES_NAMES
+HIGH_LEVEL = RESPONSES_HIGH_LEVEL
+expected_for = expected_response
 
 
 def scripted(name: str, *, chunked: bool = True, delay: float = 0.0) -> ScriptedResponse:

@@ -21,7 +21,13 @@ from types import ModuleType
 from typing import Any, Dict, List, Optional
 
 import pytest
-from conftest import EXPECTED_RESPONSES, RESPONSES_FIXTURES
+from conftest import (
+    EXPECTED_RESPONSES,
+    RESPONSES_FIXTURES,
+    RESPONSES_HIGH_LEVEL,
+    RESPONSES_NAMES,
+    expected_response,
+)
 
 from openai_stream.engine._events import (
     CompletionEvent,
@@ -47,26 +53,9 @@ from openai_stream.transport._body import BodyReader
 
 FIXTURES = RESPONSES_FIXTURES
 EXPECTED = EXPECTED_RESPONSES
-NAMES = sorted(p.stem for p in FIXTURES.glob("*.sse"))
-HIGH_LEVEL = {
-    "content.delta",
-    "content.done",
-    "refusal.delta",
-    "refusal.done",
-    "reasoning.delta",
-    "reasoning.done",
-    "tool_call.delta",
-    "tool_call.done",
-    "usage",
-    "done",
-    "completion",
-    "error",
-}
-
-
-def expected_for(name: str) -> Dict[str, Any]:
-    data: Dict[str, Any] = json.loads((EXPECTED / f"{name}.json").read_text(encoding="utf-8"))
-    return data
+NAMES = RESPONSES_NAMES
+HIGH_LEVEL = RESPONSES_HIGH_LEVEL
+expected_for = expected_response
 
 
 def test_every_fixture_has_an_expectation() -> None:

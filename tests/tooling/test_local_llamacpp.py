@@ -15,7 +15,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, Dict, Iterator, List
+from typing import Any, Callable, Dict, Iterator, List, Tuple
 
 import pytest
 import requests
@@ -51,6 +51,34 @@ def client(server: local.LocalServer) -> Iterator[openai_stream.Client]:
 def slots_busy(server: local.LocalServer) -> List[bool]:
     root = server.base_url[: -len("/v1")]
     return [bool(slot["is_processing"]) for slot in requests.get(root + "/slots", timeout=10).json()]
+
+
+def concurrently(
+    server: local.LocalServer, count: int, call: Callable[[int], Any]
+) -> Tuple[Dict[int, Any], List[int]]:
+    """Run ``call(0..count-1)`` on threads at once: their results, and the busy slots sampled meanwhile."""
+    results: Dict[int, Any] = {}
+    errors: List[BaseException] = []
+    busy: List[int] = []
+
+    def run(i: int) -> None:
+        try:
+            results[i] = call(i)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    while any(t.is_alive() for t in threads):
+        busy.append(sum(slots_busy(server)))
+        time.sleep(0.1)
+        if len(busy) > 1200:
+            break
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not errors
+    return results, busy
 
 
 def wait_for(condition: Any, seconds: float = 30.0) -> bool:
@@ -184,31 +212,13 @@ def test_stream_then_create_30_times_without_retries(
 
 @needs_model
 def test_several_concurrent_streams(server: local.LocalServer, client: openai_stream.Client) -> None:
-    results: Dict[int, Any] = {}
-    errors: List[BaseException] = []
-    busy: List[int] = []
+    def run(i: int) -> Any:
+        return client.chat.completions.stream(
+            model=local.MODEL_NAME, messages=[{"role": "user", "content": f"Count to {i + 3}."}],
+            max_tokens=24, temperature=0, seed=i, stream_options={"include_usage": True},
+        ).until_done()
 
-    def run(i: int) -> None:
-        try:
-            stream = client.chat.completions.stream(
-                model=local.MODEL_NAME, messages=[{"role": "user", "content": f"Count to {i + 3}."}],
-                max_tokens=24, temperature=0, seed=i, stream_options={"include_usage": True},
-            )
-            results[i] = stream.until_done()
-        except BaseException as exc:
-            errors.append(exc)
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(server.n_parallel)]
-    for thread in threads:
-        thread.start()
-    while any(t.is_alive() for t in threads):
-        busy.append(sum(slots_busy(server)))
-        time.sleep(0.1)
-        if len(busy) > 1200:
-            break
-    for thread in threads:
-        thread.join(timeout=60)
-    assert not errors
+    results, busy = concurrently(server, server.n_parallel, run)
     assert sorted(results) == list(range(server.n_parallel))
     assert len({c.id for c in results.values()}) == server.n_parallel
     for completion in results.values():
@@ -267,31 +277,13 @@ def test_responses_closing_a_stream_mid_generation_frees_its_slot(
 @needs_model
 def test_responses_four_concurrent_streams(server: local.LocalServer, client: openai_stream.Client) -> None:
     assert server.n_parallel == 4
-    results: Dict[int, Any] = {}
-    errors: List[BaseException] = []
-    busy: List[int] = []
+    def run(i: int) -> Any:
+        return client.responses.stream(
+            model=local.MODEL_NAME, input=f"Count to {i + 3}.", max_output_tokens=24, temperature=0,
+            extra_body={"seed": i},
+        ).until_done()
 
-    def run(i: int) -> None:
-        try:
-            stream = client.responses.stream(
-                model=local.MODEL_NAME, input=f"Count to {i + 3}.", max_output_tokens=24, temperature=0,
-                extra_body={"seed": i},
-            )
-            results[i] = stream.until_done()
-        except BaseException as exc:
-            errors.append(exc)
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(4)]
-    for thread in threads:
-        thread.start()
-    while any(t.is_alive() for t in threads):
-        busy.append(sum(slots_busy(server)))
-        time.sleep(0.1)
-        if len(busy) > 1200:
-            break
-    for thread in threads:
-        thread.join(timeout=60)
-    assert not errors
+    results, busy = concurrently(server, 4, run)
     assert sorted(results) == [0, 1, 2, 3]
     assert len({r.id for r in results.values()}) == 4
     for response in results.values():
